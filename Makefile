@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test protos demo directory peer bench bench-quick postman clean
+.PHONY: venv test protos demo directory peer postman bench bench-quick clean
 
 venv: $(STAMP)
 
@@ -22,3 +22,33 @@ protos: venv
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache
+
+# --- running the pieces -----------------------------------------------------------------
+CONFIG ?= peerConfig.ini
+
+directory: venv
+	$(PY) -m directory_api
+
+peer: venv
+	$(PY) -m peer_node serve --config $(CONFIG)
+
+demo: venv
+	$(PY) scripts/demo.py
+
+# --- Postman collection, run by newman against a live directory (CI runs this) ----------
+postman: venv
+	bash scripts/run_postman.sh
+
+# --- benchmarks (not run by CI) ---------------------------------------------------------
+BENCH_STAMP := $(VENV)/.bench-installed
+
+$(BENCH_STAMP): requirements-bench.txt $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt
+	bash bench/install_tools.sh
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(PY) -m bench.run
+
+bench-quick: $(BENCH_STAMP)
+	$(PY) -m bench.run --quick
