@@ -1,0 +1,116 @@
+"""The one place that decides who is alive: the lease rule, the health probe and the sweep."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from .config import DirectoryConfig
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+
+class Liveness:
+    """Lease arithmetic and probes for one directory configuration."""
+
+    def __init__(self, config: DirectoryConfig, clock=time.time):
+        """Bind the lease length and probe deadline; clock is injectable for tests."""
+        self.lease_s = config.lease_s
+        self.probe_timeout_s = config.probe_timeout_s
+        self.dead_after_s = config.dead_after_leases * config.lease_s
+        self.clock = clock
+
+    def now(self) -> float:
+        """The current time in seconds since the epoch (all processes must share a clock)."""
+        return self.clock()
+
+    def live_since(self, now: float | None = None) -> float:
+        """The least last_seen a live peer may have: live while last_seen + lease >= now."""
+        return (self.now() if now is None else now) - self.lease_s
+
+    def is_live(self, last_seen: float, now: float | None = None) -> bool:
+        """The lease condition for one peer."""
+        return last_seen >= self.live_since(now)
+
+    def dead_mark(self, now: float | None = None) -> float:
+        """A last_seen that makes a peer dead at once, yet leaves its row for the sweep to reap later."""
+        return self.live_since(now) - 1.0
+
+    def probe(self, address: str) -> bool:
+        """True if address answers grpc.health.v1 Health/Check with SERVING within the deadline."""
+        try:
+            with grpc.insecure_channel(address) as channel:
+                reply = health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(service=""), timeout=self.probe_timeout_s
+                )
+        except grpc.RpcError as exc:
+            log.info("health probe of %s failed: %s", address, exc.code() if hasattr(exc, "code") else exc)
+            return False
+        except Exception as exc:  # a malformed target must count as unreachable, not crash the request
+            log.info("health probe of %s failed: %s", address, exc)
+            return False
+        return reply.status == health_pb2.HealthCheckResponse.SERVING
+
+    def report_unreachable(self, store: Store, peer_id: str) -> str | None:
+        """Probe a reported peer; mark it dead only if the probe fails.
+
+        Returns "alive", "removed", or None when peer_id is unknown. A peer that is already
+        dead is "removed" without a probe.
+        """
+        peer = store.peer(peer_id)
+        if peer is None:
+            return None
+        if not self.is_live(peer["last_seen"]):
+            return "removed"
+        # The probe runs outside any transaction: it may take up to the whole deadline.
+        if self.probe(peer["grpc_address"]):
+            return "alive"
+        store.end_session(peer_id, self.dead_mark())
+        log.info("peer %s reported unreachable and failed its probe: removed", peer_id)
+        return "removed"
+
+    def sweep(self, store: Store) -> tuple[int, int]:
+        """Delete long-dead peers and expired pending copies; returns (peers, copies) deleted."""
+        now = self.now()
+        copies = store.drop_expired_copies(now)
+        dead = store.delete_dead_peers(now - self.lease_s - self.dead_after_s)
+        if copies or dead:
+            log.info("sweep removed %s dead peer(s) and %s expired copy plan(s)", dead, copies)
+        return dead, copies
+
+
+class Sweeper:
+    """A daemon thread that runs Liveness.sweep every interval until stop()."""
+
+    def __init__(self, liveness: Liveness, store: Store, interval_s: float):
+        """Prepare (not start) the sweep thread."""
+        self.liveness, self.store, self.interval_s = liveness, store, interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="p2p-sweeper", daemon=True)
+
+    def start(self) -> "Sweeper":
+        """Start sweeping in the background."""
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Ask the thread to finish and wait for it."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        """True while the thread is alive."""
+        return self._thread.is_alive()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.liveness.sweep(self.store)
+            except Exception:  # one failed sweep (e.g. database restarting) must not end the thread
+                log.exception("sweep failed; will retry")

@@ -1,0 +1,111 @@
+"""Replication planning (directory side of issue 5): which files need copies, and where to.
+
+No SQL here: the planner asks the store. Rules:
+- A file (sha256) is held by a peer while that peer is live and has indexed the sha256.
+- When a holder heartbeats (at most once per ``plan_interval_s``), each file it holds with
+  fewer than R live holders plus unexpired pending copies gets copies planned: backups are
+  live peers that accept uploads, neither hold nor await the file, have room (free_bytes
+  unknown counts as room; bytes of copies already awaited are reserved) and await fewer than
+  ``max_pending_per_peer`` copies. Among them the highest rendezvous score
+  sha256(f"{sha256}:{peer_id}") wins, so the choice is stable and spread evenly.
+- A copy is recorded with a deadline (``deadline_s``) and handed to the planning holder in
+  its heartbeat answer, once. It completes when the backup indexes that sha256; past its
+  deadline it is dropped and may be planned again, possibly elsewhere.
+- The (sha256, to_peer_id) key is unique in the store; an insert that conflicts means another
+  request or directory process planned it already, and counts as planned.
+- Deleting a file (DELETE /peers/{me}/files/{sha256}) removes only the caller's entries and
+  cancels the copies it was to send or receive. Other peers' copies are their own files:
+  the directory never touches another peer's records, and keeps those at R like any file.
+- DELETE ...?withdraw=true also withdraws the sha256 from replication: every pending copy of
+  it is cancelled and no new one is planned, while the entries other peers indexed stay
+  searchable as their own files (a peer may change only its own records). The withdrawal
+  is lifted when the withdrawing peer indexes that sha256 again, and forgotten by the
+  sweep once no peer indexes it.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+
+from sqlalchemy.engine import Connection
+
+from .config import DirectoryConfig
+from .liveness import Liveness
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+
+def rendezvous_score(sha256: str, peer_id: str) -> int:
+    """The highest-random-weight score of placing sha256 on peer_id."""
+    return int.from_bytes(hashlib.sha256(f"{sha256}:{peer_id}".encode()).digest()[:8], "big")
+
+
+def rank_backups(sha256: str, size: int, candidates: list[dict], max_pending: int) -> list[dict]:
+    """Eligible candidates (room, load) for one file, best rendezvous score first."""
+    eligible = [
+        c for c in candidates
+        if c["pending"] < max_pending and (c["free_bytes"] is None or c["free_bytes"] - c["reserved"] >= size)
+    ]
+    return sorted(eligible, key=lambda c: rendezvous_score(sha256, c["peer_id"]), reverse=True)
+
+
+class Planner:
+    """Plans copies for one holder at a time, inside the caller's transaction."""
+
+    def __init__(self, config: DirectoryConfig, store: Store, liveness: Liveness):
+        """Bind the target R, limits and deadline."""
+        self.target = config.replication
+        self.max_pending = config.max_pending_per_peer
+        self.max_plans = config.max_plans_per_heartbeat
+        self.deadline_s = config.deadline_s
+        self.interval_s = config.plan_interval_s
+        self.store, self.liveness = store, liveness
+
+    @property
+    def enabled(self) -> bool:
+        """False when R = 1: nothing is ever copied."""
+        return self.target > 1
+
+    def due(self, planned_at: float, now: float) -> bool:
+        """True when this holder's files should be checked again."""
+        return self.enabled and now - planned_at >= self.interval_s
+
+    def plan_for_holder(self, conn: Connection, peer_id: str, now: float) -> int:
+        """Plan copies for files peer_id holds that are below R; returns how many were recorded."""
+        live_since = self.liveness.live_since(now)
+        self.store.drop_expired_copies(now, conn=conn)
+        planned = 0
+        short = self.store.under_replicated_for_holder(
+            peer_id, self.target, live_since, now, self.max_plans, conn=conn
+        )
+        for item in short:
+            candidates = self.store.backup_candidates(item["sha256"], live_since, now, conn=conn)
+            ranked = rank_backups(item["sha256"], item["size"], candidates, self.max_pending)
+            for backup in ranked[: item["need"]]:
+                if self.store.add_pending_copy(
+                    item["sha256"], item["name"], item["size"], peer_id, backup["peer_id"],
+                    now, now + self.deadline_s, conn=conn,
+                ):
+                    planned += 1
+            if len(ranked) < item["need"]:
+                log.debug("file %s is below target with too few eligible backups", item["sha256"])
+        self.store.mark_planned(peer_id, now, conn=conn)
+        return planned
+
+    def on_heartbeat(self, conn: Connection, peer_id: str, planned_at: float, now: float) -> list[dict]:
+        """Plan if due, then return the copies this holder must push now."""
+        if not self.enabled:
+            return []
+        if self.due(planned_at, now):
+            self.plan_for_holder(conn, peer_id, now)
+        return self.store.take_handouts(peer_id, now, conn=conn)
+
+    def file_state(self, live_holders: int, pending: list[dict], withdrawn: bool = False) -> dict:
+        """The replication block of GET /files/{sha256}."""
+        return {"target": self.target, "live_holders": live_holders, "pending": pending, "withdrawn": withdrawn}
+
+    def summary(self) -> dict:
+        """Network-wide counts for GET /replication."""
+        now = self.liveness.now()
+        return self.store.replication_counts(self.target, self.liveness.live_since(now), now, self.max_pending)
