@@ -1,0 +1,255 @@
+"""A running peer: gRPC server, directory session (login, publish, heartbeat), rescans, replication pushes."""
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from peer_node.directory import DirectoryClient
+from peer_node.errors import DirectoryError, DirectoryUnavailable, NotFound, P2PError, Unauthorized
+from peer_node.folder import SharedFolder
+from peer_node.servicer import create_server, serve, stop
+from peer_node.service import PeerService, RateLimiter, ServiceLimits
+from peer_node.transfer import push
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF = 10.0
+REPLICATION_WORKERS = 2
+SESSION_FILE = "session.json"
+
+
+def advertised_address(host, port, advertise=None):
+    """The grpc_address others should dial: advertise if set, else host:port (wildcards → hostname)."""
+    if advertise:
+        return advertise
+    if host in ("0.0.0.0", "::", "[::]", ""):
+        host = socket.gethostname()
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class PeerNode:
+    """Everything `p2p serve` runs; start() then stop(), or run_until(event)."""
+
+    def __init__(self, config):
+        self.config = config
+        self.folder = SharedFolder(config.folder, config.piece_size)
+        limits = ServiceLimits(config.chunk_size, config.upload_rate_limit, config.max_upload_bytes,
+                               config.accept_uploads, config.max_transfers)
+        self.service = PeerService(self.folder, limits, on_stored=self._stored)
+        self.directory = DirectoryClient(config.directory)
+        self.server = None
+        self.port = None
+        self.address = None
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+        self._dirty = True          # the whole index must be (re)published with PUT
+        self._pending_adds = []     # uploads received since the last publish: POSTed at once
+        self._pushing = set()       # (sha256, to_peer_id) pushes in flight
+        self._pushes = ThreadPoolExecutor(REPLICATION_WORKERS, thread_name_prefix="replicate")
+        self._threads = []
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def start(self):
+        """Index the folder, start serving gRPC, then the directory and rescan threads."""
+        changes = self.folder.scan()
+        log.info("sharing %d file(s) from %s", len(changes.added), self.folder.root)
+        self.server, self.port = create_server(self.config.bind_address, self.service)
+        serve(self.server)
+        self.address = advertised_address(self.config.host, self.port, self.config.advertise)
+        for target, name in ((self._directory_loop, "directory"), (self._rescan_loop, "rescan")):
+            t = threading.Thread(target=target, name=name, daemon=True)
+            t.start()
+            self._threads.append(t)
+        return self.port
+
+    def stop(self, grace=5.0):
+        """Log out, stop the threads and the server gracefully."""
+        self._stop.set()
+        self._wake.set()
+        for t in self._threads:
+            t.join(timeout=grace)
+        self._pushes.shutdown(wait=False, cancel_futures=True)
+        if self.directory.token:
+            try:
+                self.directory.logout()
+                log.info("logged out of %s", self.directory.url)
+            except P2PError as exc:
+                log.warning("logout failed: %s", exc)
+        self._forget_session()
+        if self.server is not None:
+            stop(self.server, grace)
+        self.directory.close()
+
+    # -- directory session ---------------------------------------------------------------
+
+    def _directory_loop(self):
+        state = None  # "up", "down", "rejected", "error": log once per change, not once per try
+        backoff = 0.5
+        interval = 1.0
+        next_beat = 0.0
+        last_relogin = -MAX_BACKOFF
+
+        def change(new, level, msg, *args):
+            nonlocal state
+            if state != new:
+                log.log(level, msg, *args)
+            state = new
+
+        while not self._stop.is_set():
+            wait = backoff
+            try:
+                if not self.directory.token:
+                    answer = self._login()
+                    interval = max(0.2, float(answer.get("lease_s") or 3) / 3)
+                    next_beat = time.monotonic() + interval
+                    state = "up"
+                    log.info("logged in to %s as %s (grpc %s, lease %ss)", self.directory.url,
+                             self.config.peer_id, self.address, answer.get("lease_s"))
+                self._publish()
+                if time.monotonic() >= next_beat:
+                    answer = self.directory.heartbeat(self.folder_free_bytes(),
+                                                      self.config.accept_uploads)
+                    if answer.get("lease_s"):
+                        interval = max(0.2, float(answer["lease_s"]) / 3)
+                    next_beat = time.monotonic() + interval
+                    self._replicate(answer.get("replicate") or [])
+                change("up", logging.INFO, "directory %s answers again", self.directory.url)
+                backoff = 0.5
+                wait = max(0.0, next_beat - time.monotonic())
+            except DirectoryError as exc:
+                if not isinstance(exc, Unauthorized) and not (exc.status in (403, 404) and self.directory.token):
+                    change("error", logging.WARNING, "directory error: %s; retrying with back-off", exc)
+                    backoff = min(backoff * 2, MAX_BACKOFF)
+                elif self.directory.token:
+                    # the directory restarted or our lease lapsed: log in again at once
+                    log.info("directory %s refused our session (%s); logging in again",
+                             exc.url, exc.detail or exc.title)
+                    self.directory.token = None
+                    with self._lock:
+                        self._dirty = True
+                    # at once the first time; a directory that keeps refusing gets back-off
+                    wait = 0.0 if time.monotonic() - last_relogin > MAX_BACKOFF else backoff
+                    if wait:
+                        backoff = min(backoff * 2, MAX_BACKOFF)
+                    last_relogin = time.monotonic()
+                else:
+                    change("rejected", logging.ERROR, "login refused: %s", exc)
+                    backoff = min(backoff * 2, MAX_BACKOFF)
+            except DirectoryUnavailable as exc:
+                change("down", logging.WARNING,
+                       "%s; still serving peers, retrying with back-off", exc)
+                backoff = min(backoff * 2, MAX_BACKOFF)
+            except P2PError as exc:
+                change("error", logging.WARNING, "directory error: %s; retrying with back-off", exc)
+                backoff = min(backoff * 2, MAX_BACKOFF)
+            if self._wake.wait(wait):
+                self._wake.clear()
+
+    def _login(self):
+        files = [e.to_wire() for e in self.folder.entries()]
+        answer = self.directory.login(self.config.peer_id, self.config.secret, self.address,
+                                      files=files, accept_uploads=self.config.accept_uploads,
+                                      free_bytes=self.folder_free_bytes())
+        self._dirty = True  # publish with PUT too: login's files are optional in the contract
+        self._remember_session()
+        return answer
+
+    def _publish(self):
+        with self._lock:
+            dirty, adds = self._dirty, self._pending_adds
+            self._dirty, self._pending_adds = False, []
+        try:
+            if dirty:
+                files = [e.to_wire() for e in self.folder.entries()]
+                self.directory.put_files(self.config.peer_id, files)
+                log.info("published %d file(s) to %s", len(files), self.directory.url)
+            elif adds:
+                self.directory.add_files(self.config.peer_id, [e.to_wire() for e in adds])
+                log.info("published %s", ", ".join(e.name for e in adds))
+        except BaseException:
+            with self._lock:  # try again next round
+                self._dirty = self._dirty or dirty
+                self._pending_adds = adds + self._pending_adds
+            raise
+
+    def folder_free_bytes(self):
+        """Room for uploads: free disk space, capped by max_upload_bytes when set."""
+        free = self.folder.free_bytes()
+        cap = self.config.max_upload_bytes
+        return min(free, cap) if cap else free
+
+    def _remember_session(self):
+        # lets `p2p get --config` report unreachable holders with this peer's session
+        path = os.path.join(self.folder.work_dir, SESSION_FILE)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                json.dump({"url": self.directory.url, "token": self.directory.token}, f)
+        except OSError as exc:
+            log.debug("cannot write %s: %s", path, exc)
+
+    def _forget_session(self):
+        try:
+            os.unlink(os.path.join(self.folder.work_dir, SESSION_FILE))
+        except OSError:
+            pass
+
+    # -- folder changes ------------------------------------------------------------------
+
+    def _rescan_loop(self):
+        while not self._stop.wait(self.config.rescan_interval):
+            try:
+                changes = self.folder.scan()
+            except Exception:  # a bad scan must not kill the loop; the next one retries
+                log.exception("rescan failed")
+                continue
+            if changes:
+                log.info("folder changed: %d added, %d changed, %d removed",
+                         len(changes.added), len(changes.changed), len(changes.removed))
+                with self._lock:
+                    self._dirty = True
+                self._wake.set()
+
+    def _stored(self, entry):
+        with self._lock:
+            self._pending_adds.append(entry)
+        self._wake.set()
+
+    # -- replication ---------------------------------------------------------------------
+
+    def _replicate(self, items):
+        for item in items:
+            key = (item.get("sha256"), item.get("to_peer_id"))
+            with self._lock:
+                if key in self._pushing:
+                    continue
+                self._pushing.add(key)
+            try:
+                self._pushes.submit(self._push_one, item, key)
+            except RuntimeError:  # shutting down
+                with self._lock:
+                    self._pushing.discard(key)
+
+    def _push_one(self, item, key):
+        try:
+            entry = self.folder.by_sha256(item["sha256"])
+            limiter = RateLimiter(self.config.upload_rate_limit)
+            push(self.folder, entry, item["to_address"], item.get("name") or entry.name,
+                 self.config.chunk_size, limiter)
+            log.info("replicated %s (%s) to %s at %s", item.get("name") or entry.name,
+                     item["sha256"][:12], item.get("to_peer_id"), item["to_address"])
+        except NotFound:
+            log.warning("asked to replicate %s but it is no longer shared here", item.get("sha256"))
+        except P2PError as exc:
+            log.warning("replication of %s to %s failed: %s", item.get("sha256", "?")[:12],
+                        item.get("to_peer_id"), exc)
+        except Exception:
+            log.exception("replication of %s crashed", item.get("sha256"))
+        finally:
+            with self._lock:
+                self._pushing.discard(key)

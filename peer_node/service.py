@@ -1,0 +1,176 @@
+"""What a peer does for the RPCs, as plain Python (no grpc here): list, serve ranges, receive uploads."""
+import errno
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+
+from peer_node.errors import (AlreadyExists, Busy, InvalidRequest, NotFound, OutOfRange,
+                              QuotaExceeded, UploadRejected)
+from peer_node.folder import FileEntry, check_name
+from peer_node.hashing import is_sha256, read_range
+
+log = logging.getLogger(__name__)
+
+
+class RateLimiter:
+    """Sleeps just enough to keep one transfer at or below rate bytes per second (0 = no limit)."""
+
+    def __init__(self, rate):
+        self.rate = rate
+        self._start = time.monotonic()
+        self._sent = 0
+
+    def throttle(self, nbytes):
+        """Account nbytes about to be (or just) sent and sleep if ahead of the rate."""
+        if not self.rate:
+            return
+        self._sent += nbytes
+        ahead = self._sent / self.rate - (time.monotonic() - self._start)
+        if ahead > 0:
+            time.sleep(ahead)
+
+
+@dataclass
+class ServiceLimits:
+    """The transfer settings the service enforces."""
+
+    chunk_size: int = 1024 * 1024
+    upload_rate_limit: int = 0
+    max_upload_bytes: int = 0
+    accept_uploads: bool = True
+    max_transfers: int = 8
+
+
+class PeerService:
+    """The peer's side of ListFiles, Download and Upload over one SharedFolder."""
+
+    def __init__(self, folder, limits=None, on_stored=None):
+        self.folder = folder
+        self.limits = limits or ServiceLimits()
+        # called with the FileEntry of every completed upload, so it is published at once
+        self.on_stored = on_stored
+        self._slots = threading.BoundedSemaphore(self.limits.max_transfers)
+
+    def list_files(self, prefix=""):
+        """Indexed files whose name starts with prefix."""
+        return self.folder.entries(prefix)
+
+    def find(self, sha256="", name=""):
+        """The FileEntry named by sha256 (preferred) or name."""
+        if sha256:
+            if not is_sha256(sha256):
+                raise InvalidRequest(f"sha256 must be 64 lowercase hex digits, got {sha256!r}")
+            entry = self.folder.by_sha256(sha256)
+            if name and entry.name != name:
+                check_name(name)
+                entry = self.folder.by_name(name)
+                if entry.sha256 != sha256:
+                    raise NotFound(f"{name!r} with sha256 {sha256}")
+            return entry
+        if name:
+            return self.folder.by_name(name)
+        raise InvalidRequest("name the file by sha256 or by name")
+
+    def download(self, sha256="", name="", offset=0, length=0):
+        """Check the request now, then return (entry, start, length, iterator of (offset, bytes))."""
+        entry = self.find(sha256, name)
+        if offset < 0 or length < 0:
+            raise InvalidRequest(f"offset ({offset}) and length ({length}) must not be negative")
+        if offset > entry.size:
+            raise OutOfRange(f"offset {offset} is past the end of {entry.name!r} ({entry.size} bytes)")
+        if length == 0:
+            length = entry.size - offset
+        elif offset + length > entry.size:
+            raise OutOfRange(
+                f"range {offset}+{length} is past the end of {entry.name!r} ({entry.size} bytes)")
+        path = self.folder.resolve(entry.name)
+        if not self._slots.acquire(blocking=False):
+            raise Busy(f"too many transfers in progress ({self.limits.max_transfers}); try again later")
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            self._slots.release()
+            raise NotFound(f"{entry.name!r} was removed; it disappears from the index at the next rescan") from None
+        except OSError as exc:
+            self._slots.release()
+            raise NotFound(f"{entry.name!r} cannot be read here: {exc.strerror}") from None
+        except BaseException:
+            self._slots.release()
+            raise
+        st = os.fstat(fd)
+        if st.st_size != entry.size or st.st_mtime_ns != entry.mtime_ns:
+            os.close(fd)
+            self._slots.release()
+            raise NotFound(f"{entry.name!r} changed since it was indexed; retry after the next rescan")
+        log.info("sending %s bytes %d..%d", entry.name, offset, offset + length)
+        return entry, offset, length, self._stream(fd, offset, length)
+
+    def _stream(self, fd, offset, length):
+        limiter = RateLimiter(self.limits.upload_rate_limit)
+        try:
+            for pos, data in read_range(fd, offset, length, self.limits.chunk_size):
+                limiter.throttle(len(data))
+                yield pos, data
+        finally:
+            os.close(fd)
+            self._slots.release()
+
+    def receive(self, name, size, sha256, chunks):
+        """Store an uploaded file from an iterator of bytes; return its FileEntry.
+
+        Same name with the same content succeeds without reading the data (idempotent); same
+        name with other content is AlreadyExists; nothing is left behind on any failure.
+        """
+        if not self.limits.accept_uploads:
+            raise UploadRejected("this peer does not accept uploads (accept_uploads = false)")
+        check_name(name)
+        if not is_sha256(sha256):
+            raise InvalidRequest(f"header sha256 must be 64 lowercase hex digits, got {sha256!r}")
+        if size < 0:
+            raise InvalidRequest(f"header size must not be negative, got {size}")
+        limit = self.limits.max_upload_bytes
+        if limit and size > limit:
+            raise QuotaExceeded(f"{name!r} is {size} bytes; this peer accepts uploads up to {limit} bytes")
+        existing = self._existing(name)
+        if existing is not None and existing.sha256 == sha256 and existing.size == size:
+            log.info("upload of %s: already have the same content", name)
+            return existing
+        # an unindexed file of the same size is compared byte-wise when the upload commits
+        if existing is not None and (existing.sha256 or existing.size != size):
+            raise AlreadyExists(name, f"{name!r} already exists here with different content; "
+                                      "upload it under another name")
+        free = self.folder.free_bytes()
+        if size > free:
+            raise QuotaExceeded(f"{name!r} is {size} bytes but only {free} bytes are free here")
+        if not self._slots.acquire(blocking=False):
+            raise Busy(f"too many transfers in progress ({self.limits.max_transfers}); try again later")
+        try:
+            with self.folder.incoming(name, size, sha256) as incoming:
+                for data in chunks:
+                    incoming.write(data)
+                entry = incoming.commit()
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise QuotaExceeded(f"no room for {name!r} here: {exc.strerror}") from None
+            raise InvalidRequest(f"cannot store {name!r} here: {exc.strerror}") from None
+        finally:
+            self._slots.release()
+        if self.on_stored is not None:
+            self.on_stored(entry)
+        return entry
+
+    def _existing(self, name):
+        try:
+            return self.folder.by_name(name)
+        except NotFound:
+            pass
+        path = self.folder.resolve(name)
+        if os.path.lexists(path):
+            if not os.path.isfile(path):
+                raise AlreadyExists(name, f"{name!r} exists here and is not a regular file")
+            # on disk but not indexed yet: only a size check now; the commit compares bytes
+            st = os.stat(path)
+            return FileEntry(name, st.st_size, "", st.st_mtime_ns)
+        return None

@@ -1,0 +1,142 @@
+"""The gRPC face of a peer: thin P2PService methods, health, reflection, create_server/serve/stop."""
+import logging
+from concurrent import futures
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from peer_node.config import MAX_MESSAGE_BYTES
+from peer_node.errors import InvalidRequest, P2PError
+from peer_node.wire import encode_chunk
+from protos import p2p_pb2, p2p_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = p2p_pb2.DESCRIPTOR.services_by_name["P2PService"].full_name
+GRPC_OPTIONS = [
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.so_reuseport", 0),  # two peers must never share a port by accident
+]
+
+
+def _abort(context, exc):
+    """Our exception becomes a gRPC status here, and only here."""
+    code = getattr(grpc.StatusCode, exc.grpc_code, grpc.StatusCode.INTERNAL)
+    if code is grpc.StatusCode.INTERNAL:
+        log.error("internal error: %s", exc)
+    context.abort(code, str(exc))
+
+
+def _info(entry):
+    return p2p_pb2.FileInfo(name=entry.name, size=entry.size, sha256=entry.sha256)
+
+
+class P2PServicer(p2p_pb2_grpc.P2PServiceServicer):
+    """Maps the three RPCs onto a PeerService."""
+
+    def __init__(self, service):
+        self.service = service
+
+    def ListFiles(self, request, context):
+        """Every shared file, optionally filtered by name prefix."""
+        try:
+            entries = self.service.list_files(request.prefix)
+        except P2PError as exc:
+            _abort(context, exc)
+        return p2p_pb2.ListFilesResponse(files=[_info(e) for e in entries])
+
+    def Download(self, request, context):
+        """Stream the requested range in chunks."""
+        try:
+            _, _, _, chunks = self.service.download(
+                request.sha256, request.name, request.offset, request.length)
+        except P2PError as exc:
+            _abort(context, exc)
+        try:
+            for offset, data in chunks:
+                yield encode_chunk(offset, data)  # FileChunk, pre-serialized (see wire.py)
+        except P2PError as exc:
+            _abort(context, exc)
+        finally:
+            chunks.close()
+
+    def Upload(self, request_iterator, context):
+        """Receive header then data; answer the stored FileInfo."""
+        try:
+            first = next(request_iterator, None)
+            if first is None or first.WhichOneof("part") != "header":
+                raise InvalidRequest("the first Upload message must be the header (name, size, sha256)")
+            h = first.header
+            entry = self.service.receive(h.name, h.size, h.sha256, _data_parts(request_iterator))
+        except P2PError as exc:
+            _abort(context, exc)
+        return p2p_pb2.UploadResponse(file=_info(entry))
+
+
+def _data_parts(request_iterator):
+    for msg in request_iterator:
+        if msg.WhichOneof("part") != "data":
+            raise InvalidRequest("only data may follow the Upload header")
+        yield msg.data
+
+
+def _serialize(message):
+    return message if isinstance(message, bytes) else message.SerializeToString()
+
+
+def add_to_server(servicer, server):
+    """Register the servicer like the generated add_P2PServiceServicer_to_server, except that
+    Download may yield FileChunk messages already serialized to bytes."""
+    handlers = {
+        "ListFiles": grpc.unary_unary_rpc_method_handler(
+            servicer.ListFiles, request_deserializer=p2p_pb2.ListFilesRequest.FromString,
+            response_serializer=p2p_pb2.ListFilesResponse.SerializeToString),
+        "Download": grpc.unary_stream_rpc_method_handler(
+            servicer.Download, request_deserializer=p2p_pb2.DownloadRequest.FromString,
+            response_serializer=_serialize),
+        "Upload": grpc.stream_unary_rpc_method_handler(
+            servicer.Upload, request_deserializer=p2p_pb2.UploadRequest.FromString,
+            response_serializer=p2p_pb2.UploadResponse.SerializeToString),
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+    server.add_registered_method_handlers(SERVICE_NAME, handlers)
+
+
+def create_server(address, service, max_workers=None):
+    """A gRPC server with P2PService, health and reflection bound to address; returns (server, port).
+
+    Port 0 picks a free port. Call serve(server) to start it.
+    """
+    workers = max_workers or service.limits.max_transfers + 4  # room for ListFiles/health when busy
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"),
+                         options=GRPC_OPTIONS)
+    add_to_server(P2PServicer(service), server)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+         reflection.SERVICE_NAME), server)
+    try:
+        port = server.add_insecure_port(address)
+    except RuntimeError as exc:
+        raise P2PError(f"cannot listen on {address}: {exc}") from None
+    if not port:
+        raise P2PError(f"cannot listen on {address}")
+    server.p2p_health = health_servicer
+    return server, port
+
+
+def serve(server):
+    """Start the server and report SERVING on health; returns at once."""
+    server.start()
+    for name in ("", SERVICE_NAME):
+        server.p2p_health.set(name, health_pb2.HealthCheckResponse.SERVING)
+    return server
+
+
+def stop(server, grace=5.0):
+    """Answer NOT_SERVING, let running calls finish for up to grace seconds, then stop."""
+    server.p2p_health.enter_graceful_shutdown()
+    server.stop(grace).wait()

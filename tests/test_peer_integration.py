@@ -1,0 +1,239 @@
+"""Real `p2p serve` processes against a real directory: transfers, uploads, failures, lifecycle."""
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+from peer_node.client import PeerClient
+from peer_node.errors import (AlreadyExists, Busy, ChecksumMismatch, InvalidRequest, NotFound,
+                              OutOfRange, UploadRejected)
+from tests.procs import ROOT
+
+pytestmark = pytest.mark.integration
+
+GRPCURL = str(ROOT / ".venv" / "bin" / "grpcurl")
+
+
+def sha(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def clean_env(**extra):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("P2P_")}
+    env.update(extra)
+    return env
+
+
+def p2p(*args, cwd, timeout=60):
+    """Run the p2p command in a subprocess; return CompletedProcess with text output."""
+    return subprocess.run([sys.executable, "-m", "peer_node", *map(str, args)], cwd=cwd,
+                          env=clean_env(PYTHONPATH=str(ROOT)), capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def wait_until(fn, timeout=10.0, interval=0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = fn()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+def holders_of(directory_url, digest):
+    r = requests.get(f"{directory_url}/api/v1/files/{digest}", timeout=5)
+    return sorted(h["peer_id"] for h in r.json().get("holders", [])) if r.ok else []
+
+
+def live_peers(directory_url):
+    return sorted(p["peer_id"] for p in requests.get(f"{directory_url}/api/v1/peers", timeout=5).json())
+
+
+def write_config(path, peer, directory_url):
+    path.write_text(f"[peer]\npeer_id = {peer.peer_id}\nsecret = {peer.peer_id}-secret\n"
+                    f"folder = {peer.folder}\n[directory]\nurl = {directory_url}\n")
+    return path
+
+
+SMALL = os.urandom(200_000)
+
+
+def test_grpcurl_list_health_listfiles(peer_factory):
+    peer = peer_factory(files={"a.txt": b"abc"})
+    out = subprocess.run([GRPCURL, "-plaintext", peer.address, "list"], capture_output=True, text=True,
+                         timeout=20)
+    assert "p2p.v1.P2PService" in out.stdout and "grpc.health.v1.Health" in out.stdout
+    out = subprocess.run([GRPCURL, "-plaintext", peer.address, "grpc.health.v1.Health/Check"],
+                         capture_output=True, text=True, timeout=20)
+    assert '"status": "SERVING"' in out.stdout
+    out = subprocess.run([GRPCURL, "-plaintext", peer.address, "p2p.v1.P2PService/ListFiles"],
+                         capture_output=True, text=True, timeout=20)
+    assert '"name": "a.txt"' in out.stdout
+    out = subprocess.run([GRPCURL, "-plaintext", "-d", '{"name": "a.txt", "offset": 1}', peer.address,
+                          "p2p.v1.P2PService/Download"], capture_output=True, text=True, timeout=20)
+    assert '"offset": "1"' in out.stdout and '"data": "YmM="' in out.stdout  # b"bc", base64
+
+
+def test_list_ranged_download_and_hostile_names_over_the_wire(peer_factory):
+    peer = peer_factory(files={"small.bin": SMALL, "sub/x.txt": b"x"})
+    with PeerClient(peer.address) as c:
+        assert [(f.name, f.size) for f in c.list_files()] == [("small.bin", len(SMALL)), ("sub/x.txt", 1)]
+        got = b"".join(d for _, d in c.download(sha256=sha(SMALL), offset=1000, length=5000))
+        assert got == SMALL[1000:6000]
+        assert b"".join(d for _, d in c.download(name="small.bin", offset=199_000)) == SMALL[199_000:]
+        with pytest.raises(OutOfRange):
+            list(c.download(name="small.bin", offset=len(SMALL) + 1))
+        with pytest.raises(NotFound):
+            list(c.download(sha256="0" * 64))
+        for name in ("../etc/passwd", "/etc/passwd", "a\\b", ".p2p/hashcache.json", "a//b", "x" * 256):
+            with pytest.raises(InvalidRequest, match="unsafe"):
+                list(c.download(name=name))
+    assert p2p("ls", peer.address, cwd=peer.folder).stdout.count("\n") == 2
+
+
+def test_get_by_hash_and_by_name_then_shared(directory_proc, peer_factory, tmp_path):
+    src = peer_factory(directory_proc.url, files={"docs/small.bin": SMALL}, peer_id="src")
+    dst = peer_factory(directory_proc.url, peer_id="dst")
+    wait_until(lambda: holders_of(directory_proc.url, sha(SMALL)) == ["src"])
+    listed = p2p("peers", "--directory", directory_proc.url, cwd=tmp_path)
+    assert listed.returncode == 0 and "src" in listed.stdout and dst.address in listed.stdout
+    search = p2p("search", "SMALL", "--directory", directory_proc.url, "--json", cwd=tmp_path)
+    assert search.returncode == 0 and '"docs/small.bin"' in search.stdout
+    out = tmp_path / "by-hash.bin"
+    r = p2p("get", sha(SMALL), "--out", out, "--directory", directory_proc.url, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert out.read_bytes() == SMALL and str(out) in r.stdout
+    # by name, into the other peer's folder (its config): it is then indexed and shared
+    cfg = write_config(tmp_path / "dst.ini", dst, directory_proc.url)
+    r = p2p("get", "docs/small.bin", "--config", cfg, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert open(os.path.join(dst.folder, "docs", "small.bin"), "rb").read() == SMALL
+    wait_until(lambda: holders_of(directory_proc.url, sha(SMALL)) == ["dst", "src"])
+    missing = p2p("get", "nothing-here.txt", "--directory", directory_proc.url, cwd=tmp_path)
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr
+    assert "no live peer shares" in missing.stderr
+
+
+def test_resume_by_range_from_partial(directory_proc, peer_factory, tmp_path):
+    peer_factory(directory_proc.url, files={"small.bin": SMALL})
+    wait_until(lambda: holders_of(directory_proc.url, sha(SMALL)))
+    part = tmp_path / ".p2p" / "partial" / f"{sha(SMALL)}.part"
+    part.parent.mkdir(parents=True)
+    part.write_bytes(SMALL[:123_456])
+    r = p2p("-v", "get", sha(SMALL), "--directory", directory_proc.url, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "resuming small.bin from byte 123456" in r.stderr
+    assert (tmp_path / "small.bin").read_bytes() == SMALL and not part.exists()
+
+
+def test_uploads_accepted_published_and_rejected(directory_proc, peer_factory, tmp_path):
+    peer = peer_factory(directory_proc.url, args=("--max-upload-bytes", "100000"))
+    wait_until(lambda: "peer0" in live_peers(directory_proc.url))
+    data = os.urandom(50_000)
+    src = tmp_path / "up.bin"
+    src.write_bytes(data)
+    r = p2p("put", src, peer.address, "--name", "in/up.bin", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert open(os.path.join(peer.folder, "in", "up.bin"), "rb").read() == data
+    wait_until(lambda: holders_of(directory_proc.url, sha(data)) == ["peer0"], timeout=5)
+    assert p2p("put", src, peer.address, "--name", "in/up.bin", cwd=tmp_path).returncode == 0
+    with PeerClient(peer.address) as c:
+        with pytest.raises(AlreadyExists):
+            c.upload(str(src), "in/up.bin", 3, sha(b"abc"))
+        with pytest.raises(ChecksumMismatch):
+            c.upload(str(src), "bad-digest.bin", len(data), sha(b"other"))
+        with pytest.raises(InvalidRequest):
+            c.upload(str(src), "bad-size.bin", len(data) - 1, sha(data))
+        big = tmp_path / "big.bin"
+        big.write_bytes(b"\0" * 150_000)
+        with pytest.raises(Busy, match="accepts uploads up to 100000"):
+            c.upload(str(big), "big.bin", 150_000, sha(b"\0" * 150_000))
+        with pytest.raises(InvalidRequest, match="unsafe"):
+            c.upload(str(src), "../escape.bin", len(data), sha(data))
+    assert sorted(os.listdir(peer.folder)) == [".p2p", "in"]
+    assert os.listdir(os.path.join(peer.folder, ".p2p", "tmp")) == []
+
+
+def test_uploads_disabled(peer_factory, tmp_path):
+    peer = peer_factory(args=("--no-accept-uploads",))
+    src = tmp_path / "up.bin"
+    src.write_bytes(b"data")
+    with PeerClient(peer.address) as c, pytest.raises(UploadRejected, match="accept_uploads"):
+        c.upload(str(src), "up.bin", 4, sha(b"data"))
+    r = p2p("put", src, peer.address, cwd=tmp_path)
+    assert r.returncode == 1 and "does not accept uploads" in r.stderr
+
+
+def test_folder_changes_reach_the_directory(directory_proc, peer_factory):
+    peer = peer_factory(directory_proc.url, files={"keep.txt": b"keep"})
+    wait_until(lambda: holders_of(directory_proc.url, sha(b"keep")))
+    with open(os.path.join(peer.folder, "new.txt"), "wb") as f:
+        f.write(b"new file")
+    wait_until(lambda: holders_of(directory_proc.url, sha(b"new file")) == ["peer0"])
+    os.unlink(os.path.join(peer.folder, "keep.txt"))
+    wait_until(lambda: holders_of(directory_proc.url, sha(b"keep")) == [])
+
+
+def test_holder_killed_mid_download(directory_proc, peer_factory, tmp_path):
+    data = os.urandom(3 * 1024 * 1024)
+    slow = ("--chunk-size", "64KiB", "--upload-rate-limit", "1MiB")
+    a = peer_factory(directory_proc.url, files={"big.bin": data}, peer_id="a", args=slow)
+    b = peer_factory(directory_proc.url, files={"big.bin": data}, peer_id="b", args=slow)
+    wait_until(lambda: holders_of(directory_proc.url, sha(data)) == ["a", "b"])
+    cfg = tmp_path / "client.ini"
+    cfg.write_text(f"[peer]\npeer_id = b\nsecret = b-secret\nfolder = {b.folder}\n"
+                   f"[directory]\nurl = {directory_proc.url}\n")
+    out = tmp_path / "got.bin"
+    client = subprocess.Popen(
+        [sys.executable, "-m", "peer_node", "-v", "get", sha(data), "--out", str(out), "--config", str(cfg)],
+        cwd=tmp_path, env=clean_env(PYTHONPATH=str(ROOT)), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    first = wait_until(lambda: next((p for p in (a, b) if "sending big.bin" in p.output), None), timeout=15)
+    time.sleep(0.7)  # let some bytes arrive from it
+    first.kill()
+    stdout, stderr = client.communicate(timeout=30)
+    assert client.returncode == 0, stderr
+    assert out.read_bytes() == data
+    other = b if first is a else a
+    assert f"holder {first.peer_id}" in stderr and "trying the next one" in stderr
+    assert f"reported {first.peer_id} unreachable" in stderr
+    resumed_at = [line for line in other.lines if "sending big.bin" in line][-1]
+    assert "bytes 0.." not in resumed_at  # the second holder continued from the bytes received
+
+
+def test_directory_restart_peer_logs_in_again(directory_factory, peer_factory, tmp_path):
+    first = directory_factory()
+    port = first.url.rsplit(":", 1)[1]
+    peer = peer_factory(first.url, files={"a.txt": b"survives restarts"})
+    peer.wait_for_output("logged in to", timeout=10)
+    first.stop()
+    time.sleep(1.0)  # a heartbeat or two fail: the peer keeps serving
+    with PeerClient(peer.address) as c:
+        assert [f.name for f in c.list_files()] == ["a.txt"]
+    second = directory_factory(extra_args=("--port", port))  # fresh database: our token is unknown
+    wait_until(lambda: holders_of(second.url, sha(b"survives restarts")) == ["peer0"], timeout=20)
+    assert sum("logged in to" in line for line in peer.lines) >= 2
+    assert sum("unreachable" in line for line in peer.lines) == 1  # one line per state change
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_graceful_shutdown_logs_out(directory_proc, peer_factory, signum):
+    peer = peer_factory(directory_proc.url, files={"a.txt": b"a"})
+    wait_until(lambda: live_peers(directory_proc.url) == ["peer0"])
+    peer.signal(signum)
+    assert peer.proc.wait(timeout=15) == 0
+    assert "logged out" in peer.output
+    assert live_peers(directory_proc.url) == []
+    assert holders_of(directory_proc.url, sha(b"a")) == []
+
+
+def test_directory_fail_over_to_the_next_url(directory_proc, peer_factory):
+    peer = peer_factory(f"http://127.0.0.1:9,{directory_proc.url}", files={"a.txt": b"fail-over"})
+    peer.wait_for_output(f"logged in to {directory_proc.url}", timeout=15)
+    wait_until(lambda: holders_of(directory_proc.url, sha(b"fail-over")) == ["peer0"])
