@@ -111,10 +111,12 @@ def serve(ctx, config_path, **flags):
     click.echo(f"peer {cfg.peer_id} serving on {cfg.host}:{node.port}")
     sys.stdout.flush()
     try:
-        while not stopping.wait(0.5):
+        while not stopping.wait(0.5) and node.fatal is None:
             pass
     finally:
         node.stop()
+    if node.fatal is not None:
+        raise P2PError(f"login refused: {node.fatal}; check peer_id and secret")
     log.info("stopped")
 
 

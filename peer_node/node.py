@@ -51,6 +51,8 @@ class PeerNode:
         self._pushing = set()       # (sha256, to_peer_id) pushes in flight
         self._pushes = ThreadPoolExecutor(REPLICATION_WORKERS, thread_name_prefix="replicate")
         self._threads = []
+        self._logged_in_once = False
+        self.fatal = None           # a P2PError that ends `serve`: the first login was refused
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -108,6 +110,7 @@ class PeerNode:
                     interval = max(0.2, float(answer.get("lease_s") or 3) / 3)
                     next_beat = time.monotonic() + interval
                     state = "up"
+                    self._logged_in_once = True
                     log.info("logged in to %s as %s (grpc %s, lease %ss)", self.directory.url,
                              self.config.peer_id, self.address, answer.get("lease_s"))
                 self._publish()
@@ -137,6 +140,10 @@ class PeerNode:
                     if wait:
                         backoff = min(backoff * 2, MAX_BACKOFF)
                     last_relogin = time.monotonic()
+                elif isinstance(exc, Unauthorized) and not self._logged_in_once:
+                    # a wrong secret at start is the user's mistake: retrying cannot fix it
+                    self.fatal = exc
+                    return
                 else:
                     change("rejected", logging.ERROR, "login refused: %s", exc)
                     backoff = min(backoff * 2, MAX_BACKOFF)

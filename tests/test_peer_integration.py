@@ -237,3 +237,18 @@ def test_directory_fail_over_to_the_next_url(directory_proc, peer_factory):
     peer = peer_factory(f"http://127.0.0.1:9,{directory_proc.url}", files={"a.txt": b"fail-over"})
     peer.wait_for_output(f"logged in to {directory_proc.url}", timeout=15)
     wait_until(lambda: holders_of(directory_proc.url, sha(b"fail-over")) == ["peer0"])
+
+
+def test_wrong_secret_stops_serve_with_one_line(directory_proc, peer_factory, tmp_path):
+    """A peer_id registered by someone else cannot be taken over: serve ends with one clear line."""
+    owner = peer_factory(directory_proc.url, peer_id="owner")
+    owner.wait_for_output("logged in to", timeout=15)
+    (tmp_path / "impostor").mkdir()
+    r = p2p("serve", "--peer-id", "owner", "--secret", "not-the-secret", "--host", "127.0.0.1",
+            "--port", "0", "--folder", tmp_path / "impostor", "--directory", directory_proc.url,
+            cwd=tmp_path, timeout=30)
+    assert r.returncode != 0
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("Error: login refused") and "check peer_id and secret" in last, r.stderr
+    assert "Traceback" not in r.stderr
+    assert live_peers(directory_proc.url) == ["owner"]
