@@ -14,8 +14,11 @@ ROOT = Path(__file__).resolve().parent.parent
 class ServerProcess:
     """A child process that prints a ready line; its output is kept for assertions."""
 
-    def __init__(self, args, ready_pattern, env=None, cwd=None, timeout=20.0):
+    def __init__(self, args, ready_pattern, env=None, cwd=None, timeout=20.0, own_group=False):
         self.args = [str(a) for a in args]
+        # A wrapper such as make does not pass signals on: give it a process group of its own
+        # and signal that group, which holds only what this child started.
+        self.own_group = own_group
         self.lines = []
         self._ready = threading.Event()
         self._pattern = re.compile(ready_pattern)
@@ -32,6 +35,7 @@ class ServerProcess:
             stderr=subprocess.STDOUT,
             text=True,
             bufsize=1,
+            start_new_session=own_group,
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -76,7 +80,10 @@ class ServerProcess:
     def signal(self, signum):
         """Send a signal to this child only."""
         if self.proc.poll() is None:
-            os.kill(self.proc.pid, signum)
+            if self.own_group:
+                os.killpg(self.proc.pid, signum)
+            else:
+                os.kill(self.proc.pid, signum)
 
     def kill(self):
         """SIGKILL the child, as a crash would."""

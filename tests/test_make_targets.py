@@ -1,0 +1,51 @@
+"""`make directory` and `make peer CONFIG=...`, the README's way to run the pieces by hand."""
+import shutil
+import signal
+
+import pytest
+import requests
+
+from tests.fixtures.directory import DIRECTORY_READY
+from tests.fixtures.peer import PEER_READY
+from tests.procs import ROOT, ServerProcess
+
+pytestmark = pytest.mark.integration
+
+# make itself dies of the SIGTERM its group receives; the programs under it exit cleanly (checked by their output)
+MAKE_STOPPED = (0, -signal.SIGTERM, 2)
+
+
+@pytest.fixture
+def make():
+    """The make program; these targets are the README's instructions, so make must exist."""
+    found = shutil.which("make")
+    if found is None:
+        pytest.fail("make is not installed; the README's commands need it")
+    return found
+
+
+def test_make_directory_and_make_peer(make, tmp_path):
+    """Both targets run the real programs; the peer named by CONFIG logs in to the directory."""
+    directory = ServerProcess(
+        [make, "-s", "-C", ROOT, "directory"], DIRECTORY_READY, own_group=True,
+        env={"P2P_PORT": "0", "P2P_DATABASE_URL": f"sqlite:///{tmp_path}/directory.db"},
+    )
+    try:
+        url = directory.match.group(1)
+        (tmp_path / "bob-shared").mkdir()
+        (tmp_path / "bob-shared" / "notes.txt").write_text("shared by bob\n")
+        config = tmp_path / "bob.ini"
+        config.write_text(
+            "[peer]\npeer_id = bob\nsecret = bob-secret\nhost = 127.0.0.1\nport = 0\n"
+            f"folder = bob-shared\n[directory]\nurl = {url}\n"
+        )
+        peer = ServerProcess([make, "-s", "-C", ROOT, "peer", f"CONFIG={config}"], PEER_READY, own_group=True)
+        try:
+            peer.wait_for_output("logged in to", timeout=20)
+            found = requests.get(f"{url}/api/v1/files", params={"q": "notes"}, timeout=5).json()["results"]
+            assert [(r["name"], [h["peer_id"] for h in r["holders"]]) for r in found] == [("notes.txt", ["bob"])]
+        finally:
+            assert peer.stop() in MAKE_STOPPED, peer.output
+        assert "logged out of" in peer.output
+    finally:
+        assert directory.stop() in MAKE_STOPPED, directory.output
