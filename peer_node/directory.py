@@ -1,14 +1,9 @@
-"""REST client for the directory (prefix /api/v1), with fail-over across several URLs.
-
-Built on the standard library's http.client rather than requests: every `p2p` command starts
-a fresh interpreter, and requests alone costs more import time than the rest of a small
-download.
-"""
-import http.client
-import json as jsonlib
+"""REST client for the directory (prefix /api/v1), with fail-over across several URLs."""
 import logging
 import threading
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote
+
+import requests
 
 from peer_node.errors import DirectoryError, DirectoryUnavailable, NotFound, Unauthorized
 
@@ -27,7 +22,7 @@ class DirectoryClient:
         self.timeout = timeout
         self.token = None
         self._current = 0
-        self._conns = {}  # base URL -> kept-alive connection
+        self._session = requests.Session()  # keeps connections alive between heartbeats
         self._lock = threading.Lock()  # one request at a time per client
 
     @property
@@ -38,9 +33,7 @@ class DirectoryClient:
     def close(self):
         """Drop kept-alive connections."""
         with self._lock:
-            for conn in self._conns.values():
-                conn.close()
-            self._conns.clear()
+            self._session.close()
 
     # -- transport -----------------------------------------------------------------------
 
@@ -51,64 +44,36 @@ class DirectoryClient:
             if not self.token:
                 raise Unauthorized(self.url, 401, "not logged in")
             headers["Authorization"] = f"Bearer {self.token}"
-        body = None
-        if json is not None:
-            body = jsonlib.dumps(json).encode("utf-8")
-            headers["Content-Type"] = "application/json"
-        target = API + path + (("?" + urlencode(params)) if params else "")
         last = None
         with self._lock:
             for attempt in range(len(self.urls)):
                 index = (self._current + attempt) % len(self.urls)
                 base = self.urls[index]
                 try:
-                    status, reason, data = self._send(base, method, target, body, headers)
-                except (OSError, http.client.HTTPException) as exc:
+                    answer = self._session.request(method, base + API + path, json=json, params=params,
+                                                   headers=headers, timeout=self.timeout)
+                except (requests.ConnectionError, requests.Timeout) as exc:
                     last = exc
                     continue
                 if index != self._current:
                     log.info("directory fail-over: now using %s", base)
                     self._current = index
-                return self._decode(base, status, reason, data)
-        raise DirectoryUnavailable(self.urls, type(last).__name__ if last else "")
+                return self._decode(base, answer)
+        raise DirectoryUnavailable(self.urls, _reason(last))
 
-    def _send(self, base, method, target, body, headers):
-        for fresh in (False, True):
-            conn = self._conns.get(base)
-            reused = conn is not None and not fresh
-            if conn is None or fresh:
-                if conn is not None:
-                    conn.close()
-                parts = urlsplit(base)
-                cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-                conn = cls(parts.hostname, parts.port, timeout=self.timeout)
-                conn.prefix = parts.path
-                self._conns[base] = conn
-            try:
-                conn.request(method, conn.prefix + target, body=body, headers=headers)
-                resp = conn.getresponse()
-                return resp.status, resp.reason, resp.read()
-            except (OSError, http.client.HTTPException):
-                conn.close()
-                self._conns.pop(base, None)
-                if not reused:
-                    raise
-                # a kept-alive connection may have been closed by a restarted server: retry fresh
-        raise AssertionError("unreachable")
-
-    def _decode(self, base, status, reason, data):
+    def _decode(self, base, answer):
         try:
-            body = jsonlib.loads(data) if data else None
+            body = answer.json() if answer.content else None
         except ValueError:
             body = None
-        if 200 <= status < 300:
+        if answer.ok:
             return body
-        title, detail = reason or "error", ""
+        title, detail = answer.reason or "error", ""
         if isinstance(body, dict):
             title = body.get("title") or title
             detail = body.get("detail") or ""
-        cls = Unauthorized if status == 401 else DirectoryError
-        raise cls(base, status, title, detail)
+        cls = Unauthorized if answer.status_code == 401 else DirectoryError
+        raise cls(base, answer.status_code, title, detail)
 
     # -- the contract --------------------------------------------------------------------
 
@@ -188,3 +153,12 @@ class DirectoryClient:
         """POST /peers/{id}/unreachable; returns the directory's verdict ("removed" or "alive")."""
         answer = self.request("POST", f"/peers/{quote(peer_id)}/unreachable", json={}, auth=True)
         return (answer or {}).get("status")
+
+
+def _reason(exc):
+    """The innermost cause of a failed call, e.g. ConnectionRefusedError, for a one-line message."""
+    if exc is None:
+        return ""
+    while (exc.__cause__ or exc.__context__) is not None:
+        exc = exc.__cause__ or exc.__context__
+    return type(exc).__name__

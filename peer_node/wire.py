@@ -3,11 +3,16 @@
 Building and parsing a protobuf message per 1 MiB chunk copies the payload twice more than
 needed and halves stream throughput here; FileChunk is two fields, so we write and read its
 wire format directly. Bytes produced here parse as p2p.v1.FileChunk with any protobuf
-library, and decode_chunk accepts anything a protobuf library produces.
+library, and decode_chunk accepts anything a protobuf library produces. The field numbers
+come from the generated descriptor, so p2p.proto stays the one source of the wire format.
 """
+from protos.p2p_pb2 import FileChunk
 
-_TAG_OFFSET = 0x08  # field 1, varint
-_TAG_DATA = 0x12    # field 2, length-delimited
+_VARINT, _LENGTH_DELIMITED = 0, 2
+_FIELD_OFFSET = FileChunk.DESCRIPTOR.fields_by_name["offset"].number
+_FIELD_DATA = FileChunk.DESCRIPTOR.fields_by_name["data"].number
+_TAG_OFFSET = _FIELD_OFFSET << 3 | _VARINT
+_TAG_DATA = _FIELD_DATA << 3 | _LENGTH_DELIMITED
 
 
 def _varint(n):
@@ -52,15 +57,15 @@ def decode_chunk(raw):
     while pos < len(view):
         key, pos = _read_varint(view, pos)
         field, wire_type = key >> 3, key & 7
-        if wire_type == 0:
+        if wire_type == _VARINT:
             value, pos = _read_varint(view, pos)
-            if field == 1:
+            if field == _FIELD_OFFSET:
                 offset = value - (1 << 64) if value >= 1 << 63 else value
-        elif wire_type == 2:
+        elif wire_type == _LENGTH_DELIMITED:
             length, pos = _read_varint(view, pos)
             if pos + length > len(view):
                 raise ValueError("truncated field")
-            if field == 2:
+            if field == _FIELD_DATA:
                 data = view[pos:pos + length]
             pos += length
         elif wire_type == 1:
