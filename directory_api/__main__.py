@@ -31,12 +31,16 @@ def _database_option(f):
               show_default=True, help="lease in seconds: a peer is live while last_seen + lease >= now")
 @click.option("--replication", envvar="P2P_REPLICATION", type=click.IntRange(min=1),
               default=DEFAULT_REPLICATION, show_default=True, help="copies wanted of each file (1 = off)")
+@click.option("--replication-deadline", "replication_deadline", envvar="P2P_REPLICATION_DEADLINE_S",
+              type=click.FloatRange(min=0, min_open=True), default=None,
+              help="seconds a planned copy may take before it is planned again [default: max(30, 3 x lease)]")
 @click.pass_context
-def cli(ctx, host, port, database, lease, replication):
+def cli(ctx, host, port, database, lease, replication, replication_deadline):
     """Run the directory of the P2P network."""
     if ctx.invoked_subcommand is not None:
         return
-    serve(host, port, DirectoryConfig(database_url=database, lease_s=lease, replication=replication))
+    serve(host, port, DirectoryConfig(database_url=database, lease_s=lease, replication=replication,
+                                      replication_deadline_s=replication_deadline))
 
 
 @cli.command("init-db")

@@ -85,7 +85,7 @@ class DirectoryConfig:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> "DirectoryConfig":
-        """Build a config from P2P_DATABASE_URL, P2P_LEASE_S and P2P_REPLICATION."""
+        """Build a config from P2P_DATABASE_URL, P2P_LEASE_S, P2P_REPLICATION and P2P_REPLICATION_DEADLINE_S."""
         values: dict[str, Any] = {}
         if environ.get("P2P_DATABASE_URL"):
             values["database_url"] = environ["P2P_DATABASE_URL"]
@@ -93,6 +93,9 @@ class DirectoryConfig:
             values["lease_s"] = _parse_float("P2P_LEASE_S", environ["P2P_LEASE_S"])
         if environ.get("P2P_REPLICATION"):
             values["replication"] = _parse_int("P2P_REPLICATION", environ["P2P_REPLICATION"])
+        if environ.get("P2P_REPLICATION_DEADLINE_S"):
+            values["replication_deadline_s"] = _parse_float(
+                "P2P_REPLICATION_DEADLINE_S", environ["P2P_REPLICATION_DEADLINE_S"])
         return cls(**values)
 
 

@@ -2,20 +2,29 @@
 
 No SQL here: the planner asks the store. Rules:
 - A file (sha256) is held by a peer while that peer is live and has indexed the sha256.
-- When a holder heartbeats (at most once per ``plan_interval_s``), each file it holds with
-  fewer than R live holders plus unexpired pending copies gets copies planned: backups are
-  live peers that accept uploads, neither hold nor await the file, have room (free_bytes
-  unknown counts as room; bytes of copies already awaited are reserved) and await fewer than
-  ``max_pending_per_peer`` copies. Among them the highest rendezvous score
+- When a holder heartbeats (at most once per ``plan_interval_s``), up to ``max_plans`` of the
+  files it holds with fewer than R live holders plus unexpired pending copies (taken in sha256
+  order from a random point, so unplaceable files cannot starve the rest) get copies planned:
+  backups are live peers that accept uploads, neither hold, await nor dropped the file, have room
+  (free_bytes unknown counts as room; bytes of copies already awaited are reserved) and await
+  fewer than ``max_pending_per_peer`` copies. Among them the highest rendezvous score
   sha256(f"{sha256}:{peer_id}") wins, so the choice is stable and spread evenly.
 - A copy is recorded with a deadline (``deadline_s``) and handed to the planning holder in
   its heartbeat answer, once. It completes when the backup indexes that sha256; past its
   deadline it is dropped and may be planned again, possibly elsewhere.
+- A copy whose backup or sender dies is dropped as soon as that death is noticed (lease
+  lapsed, logout, or a failed probe after an unreachable report), at the next planning round,
+  without waiting for its deadline: it can no longer complete, so the file is planned again
+  on another live peer. A peer that logs in again (a new process) loses its copies likewise.
 - The (sha256, to_peer_id) key is unique in the store; an insert that conflicts means another
   request or directory process planned it already, and counts as planned.
-- Deleting a file (DELETE /peers/{me}/files/{sha256}) removes only the caller's entries and
-  cancels the copies it was to send or receive. Other peers' copies are their own files:
-  the directory never touches another peer's records, and keeps those at R like any file.
+- Deleting a file (DELETE /peers/{me}/files/{sha256}, or a PUT of the whole index without it
+  while the peer runs, which is what a peer does when its user deletes the file) removes only
+  the caller's entries and cancels the copies it was to send or receive. Other peers' copies
+  are their own files: the directory never touches another peer's records, and keeps those at
+  R like any file, but never by copying the file back to a peer that dropped it (that would
+  undo its user's delete) until that peer indexes it again. An index sent with login (a new
+  process, perhaps after a lost disk) records nothing as dropped.
 - DELETE ...?withdraw=true also withdraws the sha256 from replication: every pending copy of
   it is cancelled and no new one is planned, while the entries other peers indexed stay
   searchable as their own files (a peer may change only its own records). The withdrawal
@@ -26,6 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import random
 
 from sqlalchemy.engine import Connection
 
@@ -74,10 +84,13 @@ class Planner:
     def plan_for_holder(self, conn: Connection, peer_id: str, now: float) -> int:
         """Plan copies for files peer_id holds that are below R; returns how many were recorded."""
         live_since = self.liveness.live_since(now)
-        self.store.drop_expired_copies(now, conn=conn)
+        self.store.drop_expired_copies(now, live_since, conn=conn)
         planned = 0
+        # Start at a random sha256: files that cannot be placed stay below target, and a fixed
+        # order would show the same first max_plans of them every round, starving the rest.
+        start = f"{random.getrandbits(256):064x}"
         short = self.store.under_replicated_for_holder(
-            peer_id, self.target, live_since, now, self.max_plans, conn=conn
+            peer_id, self.target, live_since, now, self.max_plans, start, conn=conn
         )
         for item in short:
             candidates = self.store.backup_candidates(item["sha256"], live_since, now, conn=conn)
@@ -88,6 +101,8 @@ class Planner:
                     now, now + self.deadline_s, conn=conn,
                 ):
                     planned += 1
+                    log.info("planned copy of %s (%s) from %s to %s", item["name"], item["sha256"][:12],
+                             peer_id, backup["peer_id"])
             if len(ranked) < item["need"]:
                 log.debug("file %s is below target with too few eligible backups", item["sha256"])
         self.store.mark_planned(peer_id, now, conn=conn)

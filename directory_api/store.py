@@ -32,6 +32,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     bindparam,
+    case,
     column,
     create_engine,
     delete,
@@ -110,6 +111,17 @@ withdrawn = Table(
     Column("sha256", String(64), primary_key=True),
     Column("peer_id", String(64), nullable=False),
     Column("at", Float, nullable=False),
+)
+
+dropped = Table(
+    "p2p_dropped",
+    metadata,
+    # A sha256 this peer removed from its index while running: it is never chosen as a backup
+    # for it, or the network would put back a file its user has just deleted.
+    Column("sha256", String(64), nullable=False),
+    Column("peer_id", String(64), ForeignKey("p2p_peers.peer_id", ondelete="CASCADE"), nullable=False),
+    Column("at", Float, nullable=False),
+    PrimaryKeyConstraint("sha256", "peer_id", name="p2p_dropped_pk"),
 )
 
 _SQLITE_DDL = [
@@ -257,7 +269,7 @@ class Store:
     @_transactional(write=True)
     def truncate(self, conn: Connection) -> None:
         """Delete every row, keeping the schema (tests and benchmarks)."""
-        for table in (withdrawn, pending, files, peers):
+        for table in (dropped, withdrawn, pending, files, peers):
             conn.execute(delete(table))
         if self.dialect == "sqlite":
             conn.exec_driver_sql("INSERT INTO p2p_files_fts(p2p_files_fts) VALUES ('delete-all')")
@@ -296,7 +308,11 @@ class Store:
         free_bytes: int | None = None,
         files_: list[dict] | None = None,
     ) -> None:
-        """Make peer_id live with a new token (the old one dies); replace its index if files_ given."""
+        """Make peer_id live with a new token (the old one dies); replace its index if files_ given.
+
+        Copies it was to send or receive are cancelled: a new session is a new process, so
+        any transfer of the old one is gone, and the copy may be planned again at once.
+        """
         conn.execute(
             update(peers)
             .where(peers.c.peer_id == peer_id)
@@ -308,6 +324,9 @@ class Store:
                 free_bytes=free_bytes,
                 planned_at=0.0,
             )
+        )
+        conn.execute(
+            delete(pending).where((pending.c.from_peer_id == peer_id) | (pending.c.to_peer_id == peer_id))
         )
         if files_ is not None:
             self.replace_files(peer_id, files_, conn=conn)
@@ -379,8 +398,15 @@ class Store:
     # -- the index ----------------------------------------------------------------------
 
     @_transactional(write=True)
-    def replace_files(self, conn: Connection, peer_id: str, entries: list[dict]) -> int:
-        """Replace peer_id's whole index with entries; completes copies it was waiting for."""
+    def replace_files(self, conn: Connection, peer_id: str, entries: list[dict], now: float | None = None) -> int:
+        """Replace peer_id's whole index with entries; completes copies it was waiting for.
+
+        With now (a running peer's index update, not a login), every sha256 the new index
+        leaves out is recorded as dropped by peer_id, so no copy of it is planned back to it.
+        """
+        if now is not None:
+            old = set(conn.execute(select(files.c.sha256).where(files.c.peer_id == peer_id).distinct()).scalars())
+            self._record_dropped(conn, peer_id, old - {e["sha256"] for e in entries}, now)
         conn.execute(delete(files).where(files.c.peer_id == peer_id))
         if entries:
             conn.execute(insert(files), [_entry_row(peer_id, e) for e in entries])
@@ -412,6 +438,7 @@ class Store:
         removed = conn.execute(delete(files).where(files.c.peer_id == peer_id, files.c.sha256 == sha256)).rowcount
         if not removed:
             return 0
+        self._record_dropped(conn, peer_id, {sha256}, now)
         cancel = pending.c.sha256 == sha256
         if not withdraw:
             cancel = cancel & ((pending.c.from_peer_id == peer_id) | (pending.c.to_peer_id == peer_id))
@@ -426,7 +453,25 @@ class Store:
         """True if sha256 was withdrawn from replication."""
         return conn.execute(select(withdrawn.c.sha256).where(withdrawn.c.sha256 == sha256)).first() is not None
 
+    def _record_dropped(self, conn: Connection, peer_id: str, sha256s: set, now: float) -> None:
+        if not sha256s:
+            return
+        stmt = self._insert(dropped).on_conflict_do_nothing(index_elements=["sha256", "peer_id"])
+        rows = [{"sha256": d, "peer_id": peer_id, "at": now} for d in sorted(sha256s)]
+        conn.execute(stmt, rows)
+        # It cannot send what it no longer has: another holder may be planned at once.
+        conn.execute(delete(pending).where(pending.c.from_peer_id == peer_id,
+                                           exists().where(dropped.c.peer_id == peer_id,
+                                                          dropped.c.sha256 == pending.c.sha256)))
+
     def _complete_copies(self, conn: Connection, peer_id: str) -> None:
+        # Indexing a sha256 it dropped earlier means it shares it again (e.g. fetched it itself).
+        conn.execute(
+            delete(dropped).where(
+                dropped.c.peer_id == peer_id,
+                exists().where(files.c.peer_id == peer_id, files.c.sha256 == dropped.c.sha256),
+            )
+        )
         # Indexing a sha256 it withdrew earlier lifts the withdrawal: it shares it again.
         conn.execute(
             delete(withdrawn).where(
@@ -576,16 +621,26 @@ class Store:
         return [dict(r._mapping) for r in rows]
 
     @_transactional(write=True)
-    def drop_expired_copies(self, conn: Connection, now: float) -> int:
-        """Delete pending copies past their deadline, so they can be planned again."""
-        return conn.execute(delete(pending).where(pending.c.deadline < now)).rowcount
+    def drop_expired_copies(self, conn: Connection, now: float, live_since: float | None = None) -> int:
+        """Delete pending copies past their deadline, so they can be planned again.
+
+        With live_since, also those whose sender or backup is no longer live: that copy
+        cannot complete, and counting it would keep the file below target until its deadline.
+        """
+        stale = pending.c.deadline < now
+        if live_since is not None:
+            dead = select(peers.c.peer_id).where(peers.c.last_seen < live_since)
+            stale = stale | pending.c.to_peer_id.in_(dead) | pending.c.from_peer_id.in_(dead)
+        return conn.execute(delete(pending).where(stale)).rowcount
 
     @_transactional(write=False)
     def under_replicated_for_holder(
-        self, conn: Connection, peer_id: str, target: int, live_since: float, now: float, limit: int
+        self, conn: Connection, peer_id: str, target: int, live_since: float, now: float, limit: int,
+        start: str = "",
     ) -> list[dict]:
         """Files peer_id holds whose live holders plus unexpired pending copies fall short of target.
 
+        At most limit rows, in sha256 order from start, wrapping around to the lowest.
         Each row: sha256, name, size, live_holders, pending, need (= copies still to plan).
         """
         inner = (
@@ -611,7 +666,7 @@ class Store:
         rows = conn.execute(
             select(counted)
             .where(counted.c.live_holders + counted.c.pending < target)
-            .order_by(counted.c.sha256)
+            .order_by(case((counted.c.sha256 >= start, 0), else_=1), counted.c.sha256)
             .limit(limit)
         )
         return [
@@ -630,7 +685,7 @@ class Store:
 
     @_transactional(write=False)
     def backup_candidates(self, conn: Connection, sha256: str, live_since: float, now: float) -> list[dict]:
-        """Live peers accepting uploads that neither hold nor await sha256, with their load.
+        """Live peers accepting uploads that neither hold, await nor dropped sha256, with their load.
 
         Each row: peer_id, grpc_address, free_bytes, pending (count of unexpired copies
         it awaits) and reserved (bytes of those copies). Room and load limits are the
@@ -660,6 +715,7 @@ class Store:
                 peers.c.accept_uploads.is_(True),
                 ~exists().where(files.c.peer_id == peers.c.peer_id, files.c.sha256 == sha256),
                 ~exists().where(pending.c.to_peer_id == peers.c.peer_id, pending.c.sha256 == sha256),
+                ~exists().where(dropped.c.peer_id == peers.c.peer_id, dropped.c.sha256 == sha256),
             )
         )
         return [dict(r._mapping) for r in rows]
@@ -729,6 +785,7 @@ class Store:
                 peers.c.accept_uploads.is_(True),
                 (peers.c.free_bytes.is_(None)) | (peers.c.free_bytes >= per_file.c.size),
                 ~exists().where(files.c.peer_id == peers.c.peer_id, files.c.sha256 == per_file.c.sha256),
+                ~exists().where(dropped.c.peer_id == peers.c.peer_id, dropped.c.sha256 == per_file.c.sha256),
                 load < max_pending_per_peer,
             )
         )
@@ -759,6 +816,7 @@ class Store:
         dead = conn.execute(delete(peers).where(peers.c.last_seen < dead_before)).rowcount
         # A withdrawal is forgotten once nobody indexes that sha256 any more.
         conn.execute(delete(withdrawn).where(~exists().where(files.c.sha256 == withdrawn.c.sha256)))
+        conn.execute(delete(dropped).where(~exists().where(files.c.sha256 == dropped.c.sha256)))
         return dead
 
     def bulk_seed(self, peer_rows: Iterable[dict], file_rows: Iterable[dict], batch: int = 50_000) -> tuple[int, int]:

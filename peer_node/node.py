@@ -8,7 +8,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from peer_node.directory import DirectoryClient
-from peer_node.errors import DirectoryError, DirectoryUnavailable, NotFound, P2PError, Unauthorized
+from peer_node.errors import (AlreadyExists, DirectoryError, DirectoryUnavailable, NotFound, P2PError,
+                              Unauthorized)
 from peer_node.folder import SharedFolder
 from peer_node.servicer import create_server, serve, stop
 from peer_node.service import PeerService, RateLimiter, ServiceLimits
@@ -28,6 +29,16 @@ def advertised_address(host, port, advertise=None):
     if host in ("0.0.0.0", "::", "[::]", ""):
         host = socket.gethostname()
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def replica_name(name, sha256):
+    """The name a replica takes where its own is used for other bytes: a.pdf -> a.<sha256[:12]>.pdf."""
+    head, _, base = name.rpartition("/")
+    stem, ext = os.path.splitext(base)
+    tag = f".{sha256[:12]}{ext}"
+    # a name component may take 255 bytes: shorten the stem, never the tag
+    stem = stem.encode()[: 255 - len(tag.encode())].decode(errors="ignore")
+    return f"{head}/{stem}{tag}" if head else f"{stem}{tag}"
 
 
 class PeerNode:
@@ -245,10 +256,18 @@ class PeerNode:
     def _push_one(self, item, key):
         try:
             entry = self.folder.by_sha256(item["sha256"])
-            limiter = RateLimiter(self.config.upload_rate_limit)
-            push(self.folder, entry, item["to_address"], item.get("name") or entry.name,
-                 self.config.chunk_size, limiter)
-            log.info("replicated %s (%s) to %s at %s", item.get("name") or entry.name,
+            name = item.get("name") or entry.name
+            try:
+                push(self.folder, entry, item["to_address"], name, self.config.chunk_size,
+                     RateLimiter(self.config.upload_rate_limit))
+            except AlreadyExists:
+                # The backup shares other bytes under this name and never overwrites them; the
+                # copy completes once it indexes our sha256 under any name, so use another one
+                # (otherwise every re-planned copy to that peer would fail the same way).
+                name = replica_name(name, entry.sha256)
+                push(self.folder, entry, item["to_address"], name, self.config.chunk_size,
+                     RateLimiter(self.config.upload_rate_limit))
+            log.info("replicated %s (%s) to %s at %s", name,
                      item["sha256"][:12], item.get("to_peer_id"), item["to_address"])
         except NotFound:
             log.warning("asked to replicate %s but it is no longer shared here", item.get("sha256"))

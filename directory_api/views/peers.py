@@ -41,9 +41,10 @@ def _entries():
 @bp.put("/peers/<peer_id>/files")
 @auth.require_peer
 def replace_index(peer_id):
-    """Replace the caller's whole index."""
+    """Replace the caller's whole index; what it leaves out is never copied back to the caller."""
     auth.require_owner(peer_id)
-    return jsonify(indexed=_ctx().store.replace_files(peer_id, _entries()))
+    ctx = _ctx()
+    return jsonify(indexed=ctx.store.replace_files(peer_id, _entries(), ctx.liveness.now()))
 
 
 @bp.post("/peers/<peer_id>/files")
@@ -60,8 +61,9 @@ def delete_file(peer_id, sha256):
     """Remove a file (every name with that sha256) from the caller's index; 404 if it had none.
 
     Copies already on other peers stay as those peers' own files and are kept at R like any
-    file. With ?withdraw=true the caller also withdraws the file from replication: pending
-    copies are cancelled and none are planned again (see replication.py).
+    file, though never by copying it back to the caller. With ?withdraw=true the caller also
+    withdraws the file from replication: pending copies are cancelled and none are planned
+    again (see replication.py).
     """
     ctx = _ctx()
     auth.require_owner(peer_id)
