@@ -248,7 +248,7 @@ _PATHS = {
         "parameters": [
             {"name": "q", "in": "query", "required": False, "schema": {"type": "string", "maxLength": 1024}},
             {"name": "limit", "in": "query", "required": False,
-             "schema": {"type": "integer", "minimum": 1, "default": 50, "description": "capped at 200"}},
+             "schema": {"type": "integer", "minimum": 1, "default": 20, "description": "capped at 200"}},
             {"name": "cursor", "in": "query", "required": False, "schema": {"type": "string"}},
         ],
         "responses": {"200": _json(_ref("SearchPage"), "one page of results"), **_errors(400)},

@@ -156,8 +156,10 @@ def file_list(value: Any, field: str, max_files: int) -> list[dict]:
     return entries
 
 
-def limit(raw: str | None, default: int = 50, cap: int = 200) -> int:
+def limit(raw: str | None, default: int = 20, cap: int = 200) -> int:
     """The page size from a query string: a positive integer, capped."""
+    # 20, not 50: most of a search's cost is per result (the earlier-holder check, the holders
+    # and their JSON), and at a million files a page of 50 cost 1.7x a page of 20.
     if raw is None or raw == "":
         return default
     if not raw.isascii() or not raw.isdigit() or int(raw) < 1:

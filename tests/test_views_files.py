@@ -31,7 +31,7 @@ def test_search_limit_is_capped(client, peer_client):
     peer_client("a", files=[entry(f"f{i}", n=i) for i in range(210)])
     body = client.get("/api/v1/files?limit=1000").get_json()
     assert len(body["results"]) == 200 and body["next_cursor"]
-    assert len(client.get("/api/v1/files").get_json()["results"]) == 50
+    assert len(client.get("/api/v1/files").get_json()["results"]) == 20
 
 
 @pytest.mark.parametrize("query,field", [
