@@ -1,0 +1,426 @@
+"""Render docs/BENCHMARKS.md, docs/img/*.png and docs/benchmarks.json from the raw results of bench.run."""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+from bench.common import BENCH_DIR, MiB
+
+log = logging.getLogger(__name__)
+
+NOTES_FILE = BENCH_DIR / "NOTES.md"
+WORKLOAD_LABELS = {
+    "ceiling": "ceiling: GET /health",
+    "search": "search: GET /files?q=",
+    "lookup": "lookup: GET /files/{sha256}",
+    "heartbeat": "heartbeat: POST /heartbeat",
+}
+
+
+# -- formatting ---------------------------------------------------------------------------
+
+
+def _num(v, digits=0) -> str:
+    if v is None:
+        return "–"
+    if digits == 0:
+        return f"{v:,.0f}"
+    return f"{v:,.{digits}f}"
+
+
+def fmt_summary(s: dict | None, digits=0) -> str:
+    """'median [min–max]' of a summary dict; one value alone when all rounds agree or n == 1."""
+    if not s or s.get("median") is None:
+        return "–"
+    med = _num(s["median"], digits)
+    if s.get("n", 1) <= 1 or s["min"] == s["max"]:
+        return med
+    return f"{med} [{_num(s['min'], digits)}–{_num(s['max'], digits)}]"
+
+
+def _met(flag) -> str:
+    if flag is None:
+        return "–"
+    return "**met**" if flag else "**not met**"
+
+
+def _target(r: dict) -> str:
+    t = r.get("target")
+    if t is None:
+        return "–"
+    op = r.get("target_op") or ("<" if r.get("lower_is_better") else "≥")
+    if isinstance(t, int):
+        return f"{op} {t}"
+    return f"{op} {t:.2f}" if t < 10 else f"{op} {t:g}"
+
+
+def _ratio_cell(r: dict, digits=2) -> str:
+    v = r.get("value")
+    if v is None:
+        return "–"
+    text = f"{v:.{digits}f}"
+    if r.get("min") is not None and r.get("max") is not None and r["min"] != r["max"]:
+        text += f" [{r['min']:.{digits}f}–{r['max']:.{digits}f}]"
+    if r.get("normalised_by_ceiling") is not None:
+        text += f" (each over its own ceiling: {r['normalised_by_ceiling']:.2f})"
+    return text
+
+
+# -- charts -------------------------------------------------------------------------------
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _errbar(ax, xs, sums, label, style="-o", **kw):
+    meds = [s["median"] for s in sums]
+    lo = [s["median"] - s["min"] for s in sums]
+    hi = [s["max"] - s["median"] for s in sums]
+    ax.errorbar(xs, meds, yerr=[lo, hi], fmt=style, capsize=4, label=label, **kw)
+
+
+def chart_directory(res: dict, out: Path) -> list[str]:
+    """Throughput and p99 latency vs file count (one line per workload); answers the files written."""
+    plt = _plt()
+    written = []
+    sqlite = sorted(res.get("sqlite", []), key=lambda s: s["files"])
+    pg = sorted(res.get("postgres", []), key=lambda s: s["files"])
+    if not sqlite:
+        return written
+    for metric, fname, ylabel in (("rps", "directory_throughput.png", "requests/s (median, min–max bars)"),
+                                  ("p99_ms", "directory_p99.png", "p99 latency, ms (median, min–max bars)")):
+        fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
+        xs = [s["files"] for s in sqlite]
+        for w in ("ceiling", "search", "lookup", "heartbeat"):
+            if all(w in s["workloads"] for s in sqlite):
+                _errbar(ax, xs, [s["workloads"][w][metric] for s in sqlite], f"{WORKLOAD_LABELS[w]} (SQLite)")
+        if pg:
+            pxs = [s["files"] for s in pg]
+            _errbar(ax, pxs, [s["workloads"]["search"][metric] for s in pg], "search (PostgreSQL)", style="--s")
+            if metric == "rps":
+                _errbar(ax, pxs, [s["workloads"]["ceiling"][metric] for s in pg], "ceiling (PostgreSQL server)",
+                        style=":^")
+        if metric == "rps" and res.get("hello"):
+            ax.axhline(res["hello"]["rps"]["median"], color="gray", linestyle="--", linewidth=1,
+                       label="bare Flask hello, same gunicorn settings")
+        if metric == "p99_ms":
+            ax.axhline(25, color="red", linestyle=":", linewidth=1, label="search p99 target (25 ms)")
+        ax.set_xscale("log")
+        ax.set_xlabel("files in the directory (log scale)")
+        ax.set_ylabel(ylabel)
+        if metric == "p99_ms":
+            ax.set_yscale("log")
+        ax.set_ylim(bottom=0 if metric == "rps" else None)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+        ax.set_title("Directory under wrk (gunicorn gthread, 2 workers; wrk -t2 -c32 on the same 2 cores)",
+                     fontsize=9)
+        fig.tight_layout()
+        fig.savefig(out / fname)
+        plt.close(fig)
+        written.append(fname)
+    return written
+
+
+def chart_transfer(res: dict, out: Path) -> list[str]:
+    """Throughput and peak RSS vs file size; answers the files written."""
+    plt = _plt()
+    sizes = sorted(res.get("sizes", []), key=lambda s: s["size_mib"])
+    if not sizes:
+        return []
+    xs = [s["size_mib"] for s in sizes]
+    fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
+    _errbar(ax, xs, [s["p2p_mib_s"] for s in sizes], "p2p get (gRPC, verified, fsync)")
+    if all(s.get("p2p_mib_s_excl_startup") for s in sizes):
+        _errbar(ax, xs, [s["p2p_mib_s_excl_startup"] for s in sizes], "p2p get less its CLI start-up", style="--o",
+                alpha=0.6)
+    _errbar(ax, xs, [s["nginx_mib_s"] for s in sizes], "nginx → curl → SHA-256 sink (fsync)")
+    if all("devnull_mib_s" in s for s in sizes):
+        _errbar(ax, xs, [s["devnull_mib_s"] for s in sizes], "nginx → curl → /dev/null (no disk, no hash)",
+                style=":^")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(xs, [f"{x} MiB" for x in xs])
+    ax.set_ylabel("MiB/s (median, min–max bars)")
+    ax.set_ylim(bottom=0)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title("Transfer throughput on loopback (wall time of the whole command)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out / "transfer_throughput.png")
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
+    ax.plot(xs, [s["server_peak_rss"] / MiB for s in sizes], "-o", label="serving peer (VmHWM)")
+    ax.plot(xs, [s["client_peak_rss"] / MiB for s in sizes], "-s", label="p2p get client (VmHWM, worst round)")
+    ax.axhline(120, color="red", linestyle=":", linewidth=1, label="limit at 1 GiB (120 MiB)")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(xs, [f"{x} MiB" for x in xs])
+    ax.set_ylabel("peak RSS, MiB")
+    ax.set_ylim(bottom=0)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title("Peak resident memory vs file size", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out / "transfer_rss.png")
+    plt.close(fig)
+    return ["transfer_throughput.png", "transfer_rss.png"]
+
+
+# -- markdown -----------------------------------------------------------------------------
+
+
+def _headline_rows(results: dict) -> list[str]:
+    rows = ["| what | measured: median [min–max] | target | |", "|---|---|---|---|"]
+    for section in ("directory", "transfer", "reliability"):
+        for key, r in (results.get(section) or {}).get("ratios", {}).items():
+            digits = 1 if ("ms" in key or "mib" in key) else (0 if section == "reliability" else 2)
+            rows.append(f"| {r['what']} | {_ratio_cell(r, digits)} | {_target(r)} | {_met(r.get('met'))} |")
+    return rows
+
+
+def _machine_section(m: dict) -> list[str]:
+    lines = ["## Machine", "", "| | |", "|---|---|"]
+    lines.append(f"| CPU | {m.get('cpu_model')} |")
+    lines.append(f"| cores | {m.get('cores')} |")
+    lines.append(f"| memory | {m.get('memory_gib')} GiB |")
+    lines.append(f"| kernel | {m.get('kernel')} |")
+    lines.append(f"| Python | {m.get('python')} |")
+    libs = ", ".join(f"{k} {v}" for k, v in (m.get("libraries") or {}).items() if v)
+    lines.append(f"| libraries | {libs} |")
+    tools = "; ".join(f"{v}" for v in (m.get("tools") or {}).values() if v)
+    lines.append(f"| tools | {tools} |")
+    if m.get("postgres_server"):
+        lines.append(f"| PostgreSQL server | {m['postgres_server']} |")
+    la = m.get("loadavg_at_start")
+    if la:
+        lines.append(f"| load average at start | {la[0]:.2f} {la[1]:.2f} {la[2]:.2f} |")
+    return lines + [""]
+
+
+def _workload_table(scale: dict) -> list[str]:
+    rows = ["| workload | requests/s | p50 ms | p99 ms | server CPU ms/request | / ceiling (paired) | errors |",
+            "|---|---|---|---|---|---|---|"]
+    for w, v in scale["workloads"].items():
+        ratio = v.get("ratio_to_ceiling")
+        rows.append(
+            f"| {WORKLOAD_LABELS.get(w, w)} | {fmt_summary(v['rps'])} | {fmt_summary(v['p50_ms'], 1)} "
+            f"| {fmt_summary(v['p99_ms'], 1)} | {fmt_summary(v['server_cpu_ms_per_req'], 2)} "
+            f"| {fmt_summary(ratio, 2) if ratio else '1'} | {v['non_2xx'] + v['socket_errors']} |")
+    return rows
+
+
+def _directory_section(d: dict) -> list[str]:
+    cfg = d.get("config", {})
+    lines = ["## Directory", ""]
+    if d.get("error"):
+        lines += [f"**The directory benchmark failed:** `{d['error']}`", ""]
+    lines += [
+        f"The store is seeded directly with `Store.bulk_seed` (each file on {cfg.get('replication')} peers, "
+        f"so the replication target is already met and heartbeats find no work), every seeded peer "
+        f"freshly seen and the lease set to {cfg.get('lease_s'):.0f} s. gunicorn serves "
+        f"`directory_api:create_app()` with `-k gthread -w {cfg.get('workers')} --threads {cfg.get('threads')}` "
+        f"on 127.0.0.1; wrk runs `-t{cfg.get('wrk_threads')} -c{cfg.get('connections')} "
+        f"-d{cfg.get('duration_s'):g}s --latency` with the Lua scripts of `bench/lua/` "
+        f"after a {cfg.get('warmup_s'):g} s warm-up of each workload, in {cfg.get('rounds')} interleaved rounds "
+        f"(the order rotates each round). wrk and the server share the machine's cores, so absolute "
+        f"figures are low; compare the ratios, which pair each workload with the ceiling of the same round.",
+        "",
+        "- **ceiling**: `GET /api/v1/health`, the trivial JSON endpoint of the same app on the same server.",
+        f"- **search**: `GET /api/v1/files?q=` with a random query from a fixed mix of {len(d.get('queries', []))} "
+        "(artist names, shared words, frequent and rare title words, 3–4 letter fragments, extensions, "
+        "phrases, and misses); each answers the first page (default limit) with live holders.",
+        "- **lookup**: `GET /api/v1/files/{sha256}` of a random seeded file.",
+        "- **heartbeat**: `POST /api/v1/heartbeat {}` with the bearer token of one of "
+        f"{cfg.get('heartbeat_peers')} distinct peers logged in beforehand (round robin); each token "
+        "was used once before the measurement, so the first replication check of each peer is not measured.",
+        "",
+    ]
+    if d.get("hello"):
+        lines += [f"Bare Flask hello app under the same gunicorn settings (the framework's own ceiling): "
+                  f"{fmt_summary(d['hello']['rps'])} requests/s, p99 {fmt_summary(d['hello']['p99_ms'], 1)} ms.", ""]
+    for s in d.get("sqlite", []):
+        lines += [f"### SQLite, {s['peers']:,} peers / {s['files']:,} files ({s['file_rows']:,} index rows)", ""]
+        lines += [f"Seeded in {s['seed']['seconds']:.1f} s. Heartbeats from {s['heartbeat_peers']} "
+                  f"{s.get('heartbeat_peer_kind') or ''}.", ""]
+        lines += _workload_table(s) + [""]
+        hits = s.get("matching_names_per_query") or {}
+        if hits:
+            vals = sorted(hits.values())
+            lines += [f"Names matching a query at this scale: from {vals[0]:,} to {vals[-1]:,} "
+                      f"(median {vals[len(vals) // 2]:,}); {sum(1 for v in vals if v == 0)} queries match nothing.",
+                      ""]
+        lat = (s.get("checks") or {}).get("unloaded_search_ms") or {}
+        if lat:
+            ordered = sorted(lat.items(), key=lambda kv: kv[1])
+            slow = ", ".join(f"`{q}` {ms:.1f} ms ({hits.get(q, 0):,} names)" for q, ms in ordered[::-1][:5])
+            lines += [f"Unloaded search latency, one client, best of three: median "
+                      f"{ordered[len(ordered) // 2][1]:.1f} ms; slowest: {slow}.", ""]
+    for s in d.get("postgres", []):
+        lines += [f"### PostgreSQL, {s['peers']:,} peers / {s['files']:,} files (same search workload)", ""]
+        lines += [f"Seeded in {s['seed']['seconds']:.1f} s into the schema `p2p_bench` (dropped afterwards).", ""]
+        lines += _workload_table(s) + [""]
+    if d.get("postgres_skipped") and d.get("postgres_skipped") != "not requested":
+        lines += [f"PostgreSQL was skipped: {d['postgres_skipped']}", ""]
+    return lines
+
+
+def _transfer_section(t: dict) -> list[str]:
+    cfg = t.get("config", {})
+    lines = ["## Transfers", ""]
+    if t.get("error"):
+        lines += [f"**The transfer benchmark failed:** `{t['error']}`", ""]
+    lines += [
+        "A serving peer (`python -m peer_node serve`, a fresh process per file size) shares one file of "
+        "random bytes and is registered at a real directory; `python -m peer_node get SHA256 --out PATH` "
+        "finds it through the directory, downloads it over gRPC on loopback, verifies the sha256 and "
+        "writes it (fsync, rename). The reference, in the same run and interleaved round by round (the "
+        "order alternates), is nginx (own config: 127.0.0.1, `sendfile on`, no access log) serving the "
+        "same file to `curl -s`, piped into `bench/sink.py`, which hashes with SHA-256 while writing 1 MiB "
+        f"blocks{' and fsyncs at the end like the peer' if cfg.get('sink_fsync') else ''}. Throughput is the "
+        "file size over the wall time of the whole command (process start included); every output is "
+        "checked against the source digest and deleted. Peak RSS: the serving peer's VmHWM (from start, "
+        "indexing included, to after the last round) and the client's own VmHWM, polled every 10 ms until it exits (wait4's ru_maxrss would include the benchmark process's RSS, which Linux carries into a child at exec).",
+        "",
+    ]
+    if t.get("cli_startup_s"):
+        lines += [f"Start-up of `python -m peer_node get --help` alone: {fmt_summary(t['cli_startup_s'], 2)} s "
+                  "(inside every `p2p get` timing).", ""]
+    rows = ["| file | p2p get MiB/s | same, less CLI start-up | nginx → curl → sink MiB/s | ratio (paired) "
+            "| curl → /dev/null MiB/s | serving peer peak RSS | client peak RSS (worst round) |",
+            "|---|---|---|---|---|---|---|---|"]
+    for s in t.get("sizes", []):
+        rows.append(
+            f"| {s['size_mib']} MiB | {fmt_summary(s['p2p_mib_s'])} | {fmt_summary(s.get('p2p_mib_s_excl_startup'))} "
+            f"| {fmt_summary(s['nginx_mib_s'])} "
+            f"| {fmt_summary(s['ratio'], 2)} | {fmt_summary(s.get('devnull_mib_s'))} "
+            f"| {s['server_peak_rss'] / MiB:.0f} MiB | {s['client_peak_rss'] / MiB:.0f} MiB |")
+    lines += rows + [""]
+    return lines
+
+
+def _reliability_section(r: dict) -> list[str]:
+    lines = ["## Reliability (backup peers)", ""]
+    if r.get("error"):
+        return lines + [f"**The reliability benchmark failed:** `{r['error']}`", ""]
+    lines += [
+        "`bench/reliability.py`: one real directory (replication target R = "
+        f"{r.get('replication')}, lease {r.get('lease_s')} s) and {r.get('pool')} real peers. Each round writes a "
+        "new file into a random peer's folder, waits until two live peers hold it, SIGKILLs one holder at random, "
+        "downloads the file at once with `p2p get` (which must fail over by itself) and verifies it, waits until "
+        "the directory has restored R live holders, then restarts the killed peer (with its folder wiped every "
+        "other time on average).", "",
+        "| figure | value |", "|---|---|",
+        f"| rounds | {r.get('rounds')} |",
+        f"| files lost | {r.get('lost')} |",
+        f"| downloads failed | {r.get('failed')} |",
+        f"| rounds that never reached R / never restored R | {r.get('not_replicated')} / {r.get('not_restored')} |",
+        f"| files below R at the end | {r.get('below_target_at_end')} |",
+        f"| time to R after the write, s | {fmt_summary(r.get('time_to_r_s'), 2)} |",
+        f"| time to restore R after the kill, s | {fmt_summary(r.get('time_to_restore_s'), 2)} |",
+        f"| run time | {r.get('seconds', 0):.0f} s |", ""]
+    return lines
+
+
+def _frames(entries, limit=8) -> str:
+    return "<br>".join(f"{share:.1f}% `{name}`" for name, share in (entries or [])[:limit]) or "–"
+
+
+def _profile_section(results: dict) -> list[str]:
+    lines: list[str] = []
+    d = results.get("directory") or {}
+    for s in d.get("sqlite", []):
+        prof = s.get("profiles")
+        if not prof or "error" in prof:
+            continue
+        lines += [f"### Directory at {s['files']:,} files, py-spy on both gunicorn workers", "",
+                  "One extra, unmeasured wrk run per workload while py-spy sampled each worker (wall clock, "
+                  "all threads, so time waiting inside SQLite counts). Shares are of all samples.", "",
+                  "| workload | req/s while profiled | hottest frames (exclusive) | our code on the stack (inclusive) "
+                  "| flame graph |", "|---|---|---|---|---|"]
+        for w, p in prof.items():
+            lines.append(f"| {w} | {_num(p.get('rps_while_profiled'))} | {_frames(p.get('exclusive'))} "
+                         f"| {_frames(p.get('inclusive_own'))} | [svg](profiles/{p.get('flamegraph')}) |")
+        lines.append("")
+    t = results.get("transfer") or {}
+    for s in t.get("sizes", []):
+        prof = s.get("profiles")
+        if not prof or "error" in prof:
+            continue
+        lines += [f"### Transfer of {s['size_mib']} MiB, py-spy on the client and the serving peer", "",
+                  "| process | hottest frames (exclusive) | our code on the stack (inclusive) | flame graph |",
+                  "|---|---|---|---|"]
+        for role in ("client", "server"):
+            p = prof.get(role) or {}
+            lines.append(f"| {role} | {_frames(p.get('exclusive'))} | {_frames(p.get('inclusive_own'))} "
+                         f"| [svg](profiles/{p.get('flamegraph')}) |")
+        lines.append("")
+    if lines:
+        lines = ["## Profiles", ""] + lines
+    return lines
+
+
+def render_markdown(results: dict, images: list[str]) -> str:
+    """The whole BENCHMARKS.md text."""
+    mode = "quick" if results.get("quick") else "full"
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(results.get("finished", time.time())))
+    lines = ["# Benchmarks", "",
+             f"Generated by `{'make bench-quick' if mode == 'quick' else 'make bench'}` "
+             f"(`python -m bench.run{' --quick' if mode == 'quick' else ''}`) on {when}; the run took "
+             f"{results.get('seconds', 0) / 60:.1f} min. Do not edit by hand: edit `bench/` and run it again. "
+             "Raw figures: [`benchmarks.json`](benchmarks.json).", ""]
+    if mode == "quick":
+        lines += ["> **Quick mode**: smaller sizes, shorter and fewer rounds. A sanity check, not the reference "
+                  "figures; `make bench` gives those.", ""]
+    lines += ["## Headline", "", "Each figure is the median over rounds with [min–max]; each ratio is taken "
+              "against a reference measured in the same run.", ""]
+    lines += _headline_rows(results) + [""]
+    lines += _machine_section(results.get("machine", {}))
+    if results.get("directory"):
+        lines += _directory_section(results["directory"])
+        for img in images:
+            if img.startswith("directory"):
+                lines += [f"![{img}](img/{img})", ""]
+    if results.get("transfer"):
+        lines += _transfer_section(results["transfer"])
+        for img in images:
+            if img.startswith("transfer"):
+                lines += [f"![{img}](img/{img})", ""]
+    if results.get("reliability"):
+        lines += _reliability_section(results["reliability"])
+    lines += _profile_section(results)
+    lines += ["## Notes", ""]
+    if NOTES_FILE.exists():
+        lines += [NOTES_FILE.read_text().strip(), ""]
+    else:
+        lines += ["(none)", ""]
+    lines += ["## How to reproduce", "",
+              "```", "make bench        # full run (about half an hour on 2 cores)",
+              "make bench-quick  # sanity check, under two minutes", "```", "",
+              "Both install `requirements-bench.txt` and, once, wrk and nginx from Debian "
+              "(`bench/install_tools.sh`). PostgreSQL is used at `postgresql+psycopg://postgres@127.0.0.1:5432/test` "
+              "(schema `p2p_bench`, dropped after use) and skipped when it does not answer.", ""]
+    return "\n".join(lines)
+
+
+def write_report(results: dict, docs: Path) -> dict:
+    """Write benchmarks.json, the charts and BENCHMARKS.md under docs; answers the paths written."""
+    img = docs / "img"
+    img.mkdir(parents=True, exist_ok=True)
+    images: list[str] = []
+    if results.get("directory"):
+        images += chart_directory(results["directory"], img)
+    if results.get("transfer"):
+        images += chart_transfer(results["transfer"], img)
+    (docs / "benchmarks.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
+    md = render_markdown(results, images)
+    (docs / "BENCHMARKS.md").write_text(md)
+    return {"markdown": str(docs / "BENCHMARKS.md"), "json": str(docs / "benchmarks.json"),
+            "images": [str(img / i) for i in images]}

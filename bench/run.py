@@ -1,0 +1,112 @@
+"""Entry point: `python -m bench.run [--quick] [--only directory|transfer] [--report-only]` runs the benchmarks and writes the report."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+from bench import directory, reliability, report, transfer
+from bench.common import ROOT, machine_info
+
+log = logging.getLogger(__name__)
+
+QUICK_RELIABILITY_ROUNDS = 6
+
+
+def reliability_targets(res: dict) -> dict:
+    """The reliability figures as headline rows: files lost and downloads failed, both with target zero."""
+    rounds = res.get("rounds")
+    return {
+        "files_lost": {"value": res.get("lost"), "target": 0, "met": res.get("lost") == 0, "lower_is_better": True,
+                       "target_op": "=", "what": f"files lost over {rounds} kill-a-holder rounds (backup peers)"},
+        "downloads_failed": {"value": res.get("failed"), "target": 0, "met": res.get("failed") == 0,
+                             "lower_is_better": True, "target_op": "=",
+                             "what": f"downloads failed over {rounds} kill-a-holder rounds"},
+    }
+
+
+def main(argv=None) -> int:
+    """Run every benchmark (or the ones named by --only), then write docs/BENCHMARKS.md, charts and JSON."""
+    parser = argparse.ArgumentParser(description="Run the benchmarks and write docs/BENCHMARKS.md.")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, fewer and shorter rounds (< 2 min)")
+    parser.add_argument("--only", choices=("directory", "transfer", "reliability"), action="append",
+                        help="run only this benchmark (repeatable)")
+    parser.add_argument("--docs", type=Path, default=ROOT / "docs", help="where BENCHMARKS.md goes (default docs/)")
+    parser.add_argument("--workdir", type=Path, default=None, help="scratch space (default: a temp dir)")
+    parser.add_argument("--report-only", action="store_true",
+                        help="measure nothing: render BENCHMARKS.md and charts again from docs/benchmarks.json "
+                             "(after editing bench/NOTES.md or bench/report.py)")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    if args.report_only:
+        results = json.loads((args.docs / "benchmarks.json").read_text())
+        paths = report.write_report(results, args.docs)
+        print(f"rendered {paths['markdown']} and {len(paths['images'])} charts from {paths['json']}")
+        return 0
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    wanted = args.only or ["directory", "transfer", "reliability"]
+    started = time.time()
+    results: dict = {"quick": args.quick, "started": started, "machine": machine_info()}
+    failed = False
+    with tempfile.TemporaryDirectory(prefix="p2p-bench-", dir=args.workdir) as tmp:
+        tmp = Path(tmp)
+        if "directory" in wanted:
+            cfg = directory.DirectoryBenchConfig.for_mode(args.quick)
+            cfg.profile_dir = str(args.docs / "profiles")
+            print(f"== directory benchmark ({'quick' if args.quick else 'full'}): scales {cfg.scales}", flush=True)
+            try:
+                results["directory"] = directory.run(cfg, tmp / "directory")
+                pg_version = results["directory"].get("postgres_version")
+                if pg_version:
+                    results["machine"]["postgres_server"] = pg_version
+            except Exception as exc:  # keep going: the report says what failed
+                failed = True
+                traceback.print_exc()
+                results["directory"] = {"error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
+        if "transfer" in wanted:
+            cfg = transfer.TransferBenchConfig.for_mode(args.quick)
+            cfg.profile_dir = str(args.docs / "profiles")
+            print(f"== transfer benchmark: sizes {cfg.sizes_mib} MiB, {cfg.rounds} rounds", flush=True)
+            try:
+                results["transfer"] = transfer.run(cfg, tmp / "transfer")
+            except Exception as exc:
+                failed = True
+                traceback.print_exc()
+                results["transfer"] = {"error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
+        if "reliability" in wanted:
+            # quick: 6 rounds (about 25 s) so that bench-quick stays under two minutes
+            rounds = QUICK_RELIABILITY_ROUNDS if args.quick else None
+            print(f"== reliability benchmark (backup peers): {rounds or reliability.FULL_ROUNDS} rounds", flush=True)
+            try:
+                (tmp / "reliability").mkdir()
+                res = reliability.run(rounds=rounds, quick=args.quick, workdir=tmp / "reliability")
+                res["summary_line"] = reliability.summary_line(res)
+                res["ratios"] = reliability_targets(res)
+                results["reliability"] = res
+                print(res["summary_line"], flush=True)
+            except Exception as exc:
+                failed = True
+                traceback.print_exc()
+                results["reliability"] = {"error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
+    results["finished"] = time.time()
+    results["seconds"] = results["finished"] - started
+    paths = report.write_report(results, args.docs)
+    print(f"\nwrote {paths['markdown']}, {paths['json']} and {len(paths['images'])} charts "
+          f"in {results['seconds']:.0f} s")
+    for section in ("directory", "transfer", "reliability"):
+        for key, r in (results.get(section) or {}).get("ratios", {}).items():
+            met = {True: "met", False: "NOT MET", None: ""}[r.get("met")]
+            value = "–" if r.get("value") is None else f"{r['value']:.2f}"
+            target = "" if r.get("target") is None else f"(target {r['target']:.2f})"
+            print(f"  {r['what']}: {value} {target} {met}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
