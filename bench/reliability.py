@@ -8,6 +8,7 @@ dead holder on its own) and verify its sha256; wait until the directory lists tw
 again (time-to-restore, from the kill); then start the killed peer again, under the same id,
 with its folder wiped every other time on average (a lost disk), so the pool is back at four.
 
+Before each kill, every file of the run must be back at R (one failure at a time, as R = 2 promises).
 A file is lost when no live peer holds it (right after the kill, or at the end of the run, for
 every file of every round); a download failed when `get` exits non-zero or writes other bytes.
 Run alone: `python -m bench.reliability [--rounds N] [--quick] [--json PATH]`; the runner calls run().
@@ -148,6 +149,12 @@ def one_round(pool: Pool, n: int, rng: random.Random, stats: dict) -> None:
     else:
         stats["time_to_r"].append(time.monotonic() - written)
 
+    # R = 2 survives one failure at a time: a second kill before the last one's copies are
+    # restored is a double failure no replication target of 2 promises to survive. So kill
+    # only once every file of the run is back at R (the restarted peer may have lost its disk).
+    if pool.wait(lambda: all(len(pool.holders(d)) >= REPLICATION for d in stats["files"]), WAIT_R_S) is None:
+        stats["not_settled"] += 1
+    holders = pool.holders(digest) or holders
     victim = rng.choice(holders)
     survivors = [p for p in holders if p != victim]
     pool.kill(victim)
@@ -185,7 +192,7 @@ def run(rounds: int | None = None, quick: bool = False, workdir: Path | None = N
     """Run the reliability rounds (default 50, quick 10) and answer the figures as a dict."""
     rounds = rounds or (QUICK_ROUNDS if quick else FULL_ROUNDS)
     rng = random.Random(seed)
-    stats = {"files": {}, "lost": set(), "failed": 0, "not_replicated": 0, "not_restored": 0,
+    stats = {"files": {}, "lost": set(), "failed": 0, "not_replicated": 0, "not_restored": 0, "not_settled": 0,
              "below_target_at_end": 0, "time_to_r": [], "time_to_restore": []}
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="p2p-bench-rel-", dir=workdir) as tmp:
@@ -207,6 +214,7 @@ def run(rounds: int | None = None, quick: bool = False, workdir: Path | None = N
         "failed": stats["failed"],
         "not_replicated": stats["not_replicated"],
         "not_restored": stats["not_restored"],
+        "not_settled": stats["not_settled"],
         "below_target_at_end": stats["below_target_at_end"],
         "median_time_to_r_s": ttr["median"],
         "median_time_to_restore_s": ttre["median"],
