@@ -237,10 +237,12 @@ def _write_lines(path: Path, lines) -> Path:
 
 
 def _wrk_for(workload: str, base: str, files: dict, cfg: DirectoryBenchConfig, duration: float, seed: int) -> dict:
-    scripts = {"ceiling": ("health.lua", None), "search": ("search.lua", "queries"),
-               "lookup": ("lookup.lua", "digests"), "heartbeat": ("heartbeat.lua", "tokens")}
-    script, key = scripts[workload]
-    args = (files[key], seed) if key else ()
+    scripts = {"ceiling": ("health.lua", ()),
+               "search": ("random_get.lua", ("/api/v1/files?q=", files.get("queries"))),
+               "lookup": ("random_get.lua", ("/api/v1/files/", files.get("digests"))),
+               "heartbeat": ("heartbeat.lua", (files.get("tokens"),))}
+    script, args = scripts[workload]
+    args = (*args, seed) if args else ()
     return run_wrk(base, duration, script=script, script_args=args, threads=cfg.wrk_threads,
                    connections=cfg.connections)
 
