@@ -26,6 +26,7 @@ from pathlib import Path
 
 from bench.common import (BENCH_DIR, ROOT, MiB, Proc, disk_free_bytes, free_port, http_json, proc_status_kib,
                           run_timed, summary, wait_port)
+from peer_node.hashing import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -96,15 +97,6 @@ def make_file(path: Path, size: int, seed: int) -> str:
     return digest.hexdigest()
 
 
-def sha256_file(path: Path) -> str:
-    """The sha256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(MiB):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 @contextlib.contextmanager
 def nginx(root: Path, tmp: Path):
     """nginx with our own config on a free 127.0.0.1 port, serving root; yields its base URL; stopped by PID."""
@@ -168,7 +160,7 @@ def fetch_p2p(directory: str, sha: str, out: Path, cwd: Path) -> dict:
         cwd=cwd, env=PY_ENV, timeout=900)
     if code != 0:
         raise RuntimeError(f"p2p get failed ({code}):\n{output[-3000:]}")
-    got = sha256_file(out)  # checked again, outside the timed region
+    got = sha256_file(out).hexdigest()  # checked again, outside the timed region
     if got != sha:
         raise RuntimeError(f"p2p get wrote a file with sha256 {got}, expected {sha}")
     return {"seconds": seconds, "client_peak_rss": rss}

@@ -22,6 +22,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from peer_node.hashing import sha256_file
+
 ROOT = Path(__file__).resolve().parent.parent
 MiB = 1024 * 1024
 BIG_NAME = "big-video.bin"
@@ -201,15 +203,6 @@ def write_random(path, size):
     return digest.hexdigest()
 
 
-def sha256_of(path):
-    """The sha256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as src:
-        while block := src.read(MiB):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def prepare_folders(root, big_mib):
     """Reset root/peer1 and root/peer2 with a few real files; return {name: (size, sha256)} of peer1."""
     for owned in ("peer1", "peer2"):
@@ -343,7 +336,7 @@ def story(args, children, work):
     seconds = time.monotonic() - began
     if not target.is_file():
         raise DemoFailed(f"`p2p get` exited 0 but {shown(target)} does not exist")
-    got = sha256_of(target)
+    got = sha256_file(target).hexdigest()
     say(f"  sha256 of the original   ({shown(root / 'peer1' / BIG_NAME)}): {big_sha}")
     say(f"  sha256 of the download   ({shown(target)}): {got}")
     if got != big_sha or target.stat().st_size != big_size:

@@ -12,7 +12,7 @@ from tests.procs import ROOT, ServerProcess
 pytestmark = pytest.mark.integration
 
 # make itself dies of the SIGTERM its group receives; the programs under it exit cleanly (checked by their output)
-MAKE_STOPPED = (0, -signal.SIGTERM, 2)
+MAKE_STOPPED = (0, -signal.SIGTERM)
 
 
 @pytest.fixture
@@ -49,3 +49,4 @@ def test_make_directory_and_make_peer(make, tmp_path):
         assert "logged out of" in peer.output
     finally:
         assert directory.stop() in MAKE_STOPPED, directory.output
+    assert "stopping" in directory.output
