@@ -238,9 +238,14 @@ def _directory_section(d: dict) -> list[str]:
         "(artist names, shared words, frequent and rare title words, 3–4 letter fragments, extensions, "
         "phrases, and misses); each answers the first page (default limit) with live holders.",
         "- **lookup**: `GET /api/v1/files/{sha256}` of a random seeded file.",
-        "- **heartbeat**: `POST /api/v1/heartbeat {}` with the bearer token of one of "
+        "- **heartbeat**: `POST /api/v1/heartbeat` with the body a peer node sends "
+        "(`{\"free_bytes\": ..., \"accept_uploads\": true}`) and the bearer token of one of "
         f"{cfg.get('heartbeat_peers')} distinct peers logged in beforehand (round robin); each token "
         "was used once before the measurement, so the first replication check of each peer is not measured.",
+        "",
+        "At the biggest scale the smallest store is served again by a second gunicorn beside the "
+        "biggest, and the search workload alternates between the two run by run: the growth ratio "
+        "pairs runs seconds apart instead of scales measured many minutes apart.",
         "",
     ]
     if d.get("hello"):
@@ -251,6 +256,13 @@ def _directory_section(d: dict) -> list[str]:
         lines += [f"Seeded in {s['seed']['seconds']:.1f} s. Heartbeats from {s['heartbeat_peers']} "
                   f"{s.get('heartbeat_peer_kind') or ''}.", ""]
         lines += _workload_table(s) + [""]
+        growth = s.get("growth")
+        if growth:
+            lines += [f"Search side by side with the smallest store, {len(growth['big'].get('runs', []))} "
+                      f"alternating runs each: this store {fmt_summary(growth['big']['rps'])} requests/s "
+                      f"(p99 {fmt_summary(growth['big']['p99_ms'], 1)} ms), the smallest "
+                      f"{fmt_summary(growth['small']['rps'])} requests/s (p99 {fmt_summary(growth['small']['p99_ms'], 1)} ms); "
+                      f"paired ratio {fmt_summary(growth['ratio'], 2)}.", ""]
         hits = s.get("matching_names_per_query") or {}
         if hits:
             vals = sorted(hits.values())

@@ -25,19 +25,22 @@ class DirectoryContext:
     store: Any
     liveness: Any
     planner: Any
+    leases: Any = None
     sweeper: Any = None
 
     def close(self) -> None:
-        """Stop the sweep thread and close the database pool."""
+        """Stop the background threads (writing pending lease renewals) and close the database pool."""
         if self.sweeper is not None:
             self.sweeper.stop()
+        if self.leases is not None:
+            self.leases.stop()
         self.store.dispose()
 
 
 def create_app(config: Mapping[str, Any] | DirectoryConfig | None = None) -> Flask:
     """Build the directory app; config is a dict of DirectoryConfig fields, or None to read P2P_* env vars."""
     from .errors import register_error_handlers
-    from .liveness import Liveness, Sweeper
+    from .liveness import LeaseRenewals, Liveness, Sweeper
     from .replication import Planner
     from .store import Store
     from .views import files, meta, peers, replication, session
@@ -55,7 +58,8 @@ def create_app(config: Mapping[str, Any] | DirectoryConfig | None = None) -> Fla
     store = Store(cfg.database_url)
     store.create_schema()
     liveness = Liveness(cfg)
-    ctx = DirectoryContext(cfg, store, liveness, Planner(cfg, store, liveness))
+    ctx = DirectoryContext(cfg, store, liveness, Planner(cfg, store, liveness),
+                           leases=LeaseRenewals(liveness, store, cfg.lease_flush_s).start())
     if cfg.sweep:
         ctx.sweeper = Sweeper(liveness, store, cfg.sweep_every_s).start()
     app.extensions["p2p"] = ctx

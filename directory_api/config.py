@@ -29,6 +29,9 @@ class DirectoryConfig:
     max_plans_per_heartbeat: int = 16
     probe_timeout_s: float = 1.0
     sweep: bool = True
+    # Heartbeats renew leases in memory; each process writes them every lease_flush_s in one
+    # transaction (0: every heartbeat writes its own).
+    lease_flush_s: float = 0.05
     sweep_interval_s: float | None = None
     dead_after_leases: float = 10.0
     max_body_bytes: int = 8 * 1024 * 1024
@@ -42,7 +45,7 @@ class DirectoryConfig:
             raise ConfigError(f"replication: must be an integer >= 1, got {self.replication!r}")
         if not isinstance(self.database_url, str) or "://" not in self.database_url:
             raise ConfigError(f"database_url: not a database URL: {self.database_url!r}")
-        for name in ("replication_deadline_s", "replication_interval_s", "sweep_interval_s"):
+        for name in ("replication_deadline_s", "replication_interval_s", "sweep_interval_s", "lease_flush_s"):
             value = getattr(self, name)
             if value is not None:
                 _non_negative(name, value)

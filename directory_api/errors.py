@@ -83,6 +83,15 @@ class ServiceUnavailable(DirectoryError):
     status, title, slug = 503, "Service Unavailable", "unavailable"
 
 
+class WriteLockTimeout(ServiceUnavailable):
+    """Another writer kept the database locked for longer than timeout_s."""
+
+    def __init__(self, timeout_s: float):
+        super().__init__(f"the database stayed locked by another writer for {timeout_s:g} s; try again",
+                         timeout_s=timeout_s)
+        self.timeout_s = timeout_s
+
+
 def problem_response(problem: dict, headers: dict | None = None):
     """A Flask response carrying a problem document with its media type."""
     response = jsonify(problem)

@@ -41,7 +41,7 @@ from sqlalchemy.engine import Connection
 
 from .config import DirectoryConfig
 from .liveness import Liveness
-from .store import Store
+from .store import PeerSession, Store
 
 log = logging.getLogger(__name__)
 
@@ -108,13 +108,18 @@ class Planner:
         self.store.mark_planned(peer_id, now, conn=conn)
         return planned
 
-    def on_heartbeat(self, conn: Connection, peer_id: str, planned_at: float, now: float) -> list[dict]:
-        """Plan if due, then return the copies this holder must push now."""
+    def on_heartbeat(self, session: PeerSession, now: float) -> list[dict]:
+        """Plan if due, then return the copies this holder must push now (own transactions)."""
         if not self.enabled:
             return []
-        if self.due(planned_at, now):
-            self.plan_for_holder(conn, peer_id, now)
-        return self.store.take_handouts(peer_id, now, conn=conn)
+        if self.due(session.planned_at, now):
+            with self.store.write() as conn:
+                self.plan_for_holder(conn, session.peer_id, now)
+                return self.store.take_handouts(session.peer_id, now, conn=conn)
+        # Most heartbeats find no work, which the renewal itself reported: nothing more to ask.
+        if not session.has_handouts:
+            return []
+        return self.store.take_handouts(session.peer_id, now)
 
     def file_state(self, live_holders: int, pending: list[dict], withdrawn: bool = False) -> dict:
         """The replication block of GET /files/{sha256}."""

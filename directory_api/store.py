@@ -46,6 +46,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
+from .writelock import WriteLock
+
 log = logging.getLogger(__name__)
 
 metadata = MetaData()
@@ -154,20 +156,24 @@ class PeerSession:
 
     peer_id: str
     planned_at: float
+    has_handouts: bool = False  # copies planned for this peer to push wait to be handed out
 
 
 def _transactional(write: bool, single: bool = False):
     """Run the method in its own transaction unless the caller passed conn.
 
-    single: a read of one statement, which is consistent on its own (see Store.read_one).
+    single: the method runs one statement, which is atomic and consistent on its own
+    (see Store.read_one and Store.write_one).
     """
+    opener = {(True, False): "write", (True, True): "write_one",
+              (False, False): "read", (False, True): "read_one"}[(write, single)]
 
     def _wrap(method):
         @functools.wraps(method)
         def _run(self, *args, conn: Connection | None = None, **kwargs):
             if conn is not None:
                 return method(self, conn, *args, **kwargs)
-            with (self.write() if write else self.read_one() if single else self.read()) as own:
+            with getattr(self, opener)() as own:
                 return method(self, own, *args, **kwargs)
 
         return _run
@@ -190,6 +196,26 @@ def decode_cursor(cursor: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise CursorError("not a cursor issued by this directory")
     return value
+
+
+def _fts_match(query: str) -> tuple[str, int]:
+    """The FTS5 MATCH text for a substring query of 3+ characters, and 1 if it is exact.
+
+    A quoted phrase is an exact case-insensitive substring match, but FTS5 checks it by walking
+    the posting and position lists of every one of its trigrams: 12 of them for "midnight
+    train", most of them frequent. For an ASCII query every third trigram (and the last) is
+    enough to find the candidates, without positions; the search then keeps the names that
+    contain the query (SQLite's lower() folds ASCII exactly as the index does). Other queries
+    keep the phrase, whose Unicode case folding lower() could not repeat.
+    """
+    if not query.isascii():
+        return '"' + query.replace('"', '""') + '"', 1
+    folded = query.lower()
+    starts = list(range(0, len(folded) - 2, 3))
+    if starts[-1] != len(folded) - 3:
+        starts.append(len(folded) - 3)
+    terms = dict.fromkeys(folded[i:i + 3] for i in starts)
+    return " AND ".join('"' + term.replace('"', '""') + '"' for term in terms), 0
 
 
 def _like_escape(text_: str) -> str:
@@ -225,8 +251,12 @@ class Store:
             kwargs["pool_pre_ping"] = True
         self.engine: Engine = create_engine(url, **kwargs)
         self.dialect = self.engine.dialect.name
+        self._write_lock: contextlib.AbstractContextManager = contextlib.nullcontext()
         if self.dialect == "sqlite":
             _configure_sqlite(self.engine)
+            database = self.engine.url.database
+            in_memory = not database or database == ":memory:" or database.startswith("file::memory:")
+            self._write_lock = WriteLock(None if in_memory else database + "-writelock")
         elif self.dialect == "postgresql":
             _configure_postgresql(self.engine)
         else:
@@ -236,10 +266,20 @@ class Store:
 
     @contextlib.contextmanager
     def write(self) -> Iterator[Connection]:
-        """A read-write transaction (SQLite: BEGIN IMMEDIATE, so no lock upgrade can fail)."""
+        """A read-write transaction (SQLite: queued on the write lock, then BEGIN IMMEDIATE)."""
         with self.engine.connect() as conn:
             conn.execution_options(p2p_begin="IMMEDIATE")
-            with conn.begin():
+            with self._write_lock, conn.begin():
+                yield conn
+
+    @contextlib.contextmanager
+    def write_one(self) -> Iterator[Connection]:
+        """A connection for one writing statement, atomic on its own (SQLite: no BEGIN/COMMIT)."""
+        with self.engine.connect() as conn:
+            # SQLite holds its write lock only while the statement runs, not across the
+            # Python work and GIL switches between BEGIN and COMMIT.
+            conn.execution_options(p2p_begin="")
+            with self._write_lock, conn.begin():
                 yield conn
 
     @contextlib.contextmanager
@@ -262,6 +302,8 @@ class Store:
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+        if isinstance(self._write_lock, WriteLock):
+            self._write_lock.close()
 
     # -- schema ---------------------------------------------------------------------------
 
@@ -346,12 +388,12 @@ class Store:
         if files_ is not None:
             self.replace_files(peer_id, files_, conn=conn)
 
-    @_transactional(write=False)
+    @_transactional(write=False, single=True)
     def authenticate(self, conn: Connection, token_hash: str, live_since: float) -> str | None:
         """The live peer owning this token hash, or None."""
         return conn.execute(_AUTHENTICATE, {"th": token_hash, "ls": live_since}).scalar()
 
-    @_transactional(write=True)
+    @_transactional(write=True, single=True)
     def renew_lease(
         self,
         conn: Connection,
@@ -362,10 +404,27 @@ class Store:
         accept_uploads: bool | None = None,
         set_free_bytes: bool = False,
     ) -> PeerSession | None:
-        """Heartbeat: one UPDATE that renews a live token's lease; None if the token is dead."""
+        """Heartbeat: one UPDATE that renews a live token's lease and tells whether copies wait
+        to be handed out; None if the token is dead."""
         params = {"th": token_hash, "ls": live_since, "now": now, "free": free_bytes, "acc": accept_uploads}
         row = conn.execute(_renew_statement(set_free_bytes, accept_uploads is not None), params).first()
-        return PeerSession(row.peer_id, row.planned_at) if row else None
+        return PeerSession(row.peer_id, row.planned_at, bool(row.has_handouts)) if row else None
+
+    @_transactional(write=False, single=True)
+    def lease_session(self, conn: Connection, token_hash: str, live_since: float, now: float) -> PeerSession | None:
+        """The session of a live token, as renew_lease answers it, without writing; None if dead."""
+        row = conn.execute(_LEASE_SESSION, {"th": token_hash, "ls": live_since, "now": now}).first()
+        return PeerSession(row.peer_id, row.planned_at, bool(row.has_handouts)) if row else None
+
+    @_transactional(write=True)
+    def renew_leases(self, conn: Connection, renewals: list[dict]) -> None:
+        """Write many heartbeats in one transaction: {pid, th, now, free, set_free, acc} each.
+
+        A renewal applies only while the peer still has that token (a logout, a death or a new
+        login in between wins) and never moves last_seen back.
+        """
+        if renewals:
+            conn.execute(_RENEW_BATCHED, renewals)
 
     @_transactional(write=True)
     def mark_planned(self, conn: Connection, peer_id: str, now: float) -> None:
@@ -525,8 +584,7 @@ class Store:
         if len(query) >= 3:
             kind = "substring"
             if self.dialect == "sqlite":
-                # The trigram tokenizer makes a quoted phrase a case-insensitive substring match.
-                params["m"] = '"' + query.replace('"', '""') + '"'
+                params["m"], params["exact"] = _fts_match(query)
                 # SQLite's lower() folds ASCII only, so fold the query the same way.
                 params["ql"] = "".join(c.lower() if c.isascii() else c for c in query)
             else:
@@ -536,30 +594,29 @@ class Store:
             params["pat"] = _like_escape(query.lower()) + "%"
         else:
             kind = "all"
-        # One round trip: the page (limit + 1 file rows, the last only to learn whether another
-        # page follows) joined to every live holder of each, in file-id order.
-        rows = conn.execute(_search_statement(self.dialect, kind), params).all()
+        # One round trip, one row: the page (limit + 1 file rows, the last only to learn whether
+        # another page follows), each with its live holders, as one JSON array built by the
+        # database. A row per holder would cross the driver 2-3 times as often, and each row
+        # costs a GIL hand-over inside sqlite3 and a Row object here.
+        value = conn.execute(_search_statement(self.dialect, kind), params).scalar()
+        page = (json.loads(value) if isinstance(value, str) else value) or []
+        # JSON aggregates promise no order: restore file-id order here.
+        page.sort(key=lambda item: item[0])
         results: list[dict] = []
         seen: set[str] = set()
-        n_rows, last_id, page_end, next_after = 0, None, None, None
-        entry = holders_seen = None
-        for file_id, sha, name, size, holder, address in rows:
-            if file_id != last_id:
-                if n_rows == limit:
-                    next_after = page_end
-                    break
-                n_rows, last_id, page_end = n_rows + 1, file_id, file_id
-                # Where SQLite's ASCII-only folding disagrees with the index's, a sha256 could
-                # repeat: report it once, at its first row.
-                if sha in seen:
-                    entry = None
-                    continue
-                seen.add(sha)
-                entry, holders_seen = {"sha256": sha, "name": name, "size": size, "holders": []}, set()
-                results.append(entry)
-            if entry is not None and holder not in holders_seen:
-                holders_seen.add(holder)
-                entry["holders"].append({"peer_id": holder, "grpc_address": address})
+        next_after = None
+        for n, (file_id, sha, name, size, holders) in enumerate(page):
+            if n == limit:
+                next_after = page[n - 1][0]
+                break
+            # Where SQLite's ASCII-only folding disagrees with the index's, a sha256 could
+            # repeat: report it once, at its first row.
+            if sha in seen:
+                continue
+            seen.add(sha)
+            holders = sorted({peer_id: address for peer_id, address in holders or ()}.items())
+            results.append({"sha256": sha, "name": name, "size": size,
+                            "holders": [{"peer_id": peer_id, "grpc_address": address} for peer_id, address in holders]})
         return {"results": results, "next_after": next_after}
 
     @_transactional(write=False, single=True)
@@ -883,6 +940,27 @@ _AUTHENTICATE = select(peers.c.peer_id).where(
     peers.c.token_hash == bindparam("th"), peers.c.last_seen >= bindparam("ls")
 )
 _RENEW: dict[tuple[bool, bool], object] = {}
+_RENEW_BATCHED = (
+    update(peers)
+    .where(peers.c.peer_id == bindparam("pid"), peers.c.token_hash == bindparam("th"),
+           peers.c.last_seen < bindparam("now"))
+    .values(
+        last_seen=bindparam("now"),
+        free_bytes=case((bindparam("set_free", type_=Boolean), bindparam("free", type_=BigInteger)),
+                        else_=peers.c.free_bytes),
+        accept_uploads=func.coalesce(bindparam("acc", type_=Boolean), peers.c.accept_uploads),
+    )
+)
+# Asked in the heartbeat's own UPDATE, so a heartbeat with no work is a single statement.
+_HAS_HANDOUTS_OF_RENEWED = (
+    exists()
+    .where(pending.c.from_peer_id == peers.c.peer_id, pending.c.handed_at.is_(None),
+           pending.c.deadline >= bindparam("now"))
+    .label("has_handouts")
+)
+_LEASE_SESSION = select(peers.c.peer_id, peers.c.planned_at, _HAS_HANDOUTS_OF_RENEWED).where(
+    peers.c.token_hash == bindparam("th"), peers.c.last_seen >= bindparam("ls")
+)
 
 
 def _renew_statement(set_free: bool, set_accept: bool):
@@ -897,7 +975,7 @@ def _renew_statement(set_free: bool, set_accept: bool):
             update(peers)
             .where(peers.c.token_hash == bindparam("th"), peers.c.last_seen >= bindparam("ls"))
             .values(**values)
-            .returning(peers.c.peer_id, peers.c.planned_at)
+            .returning(peers.c.peer_id, peers.c.planned_at, _HAS_HANDOUTS_OF_RENEWED)
         )
     return _RENEW[key]
 
@@ -912,7 +990,7 @@ def _search_statement(dialect: str, kind: str):
         # FTS5 drives the scan in rowid order, so LIMIT stops it early.
         order_key = "p2p_files_fts.rowid"
         source = "p2p_files_fts JOIN p2p_files f ON f.id = p2p_files_fts.rowid"
-        match = "AND p2p_files_fts MATCH :m"
+        match = "AND p2p_files_fts MATCH :m AND (:exact OR instr(lower(f.name), :ql) > 0)"
         # Only the few rows sharing one sha256 are checked here: a plain case-folded test will do.
         match2 = "AND instr(lower(f2.name), :ql) > 0"
     elif kind == "substring":
@@ -925,6 +1003,13 @@ def _search_statement(dialect: str, kind: str):
         name, name2 = ("lower(f.name)", "lower(f2.name)") if dialect == "postgresql" else ("f.name", "f2.name")
         match = f"AND {name} LIKE :pat ESCAPE '\\'"
         match2 = f"AND {name2} LIKE :pat ESCAPE '\\'"
+    # The page comes back as one JSON array of [id, sha256, name, size, [[peer_id, address], ...]].
+    agg, as_json = ("json_group_array(json_array({}))", "json({})") if dialect == "sqlite" else \
+        ("json_agg(json_build_array({}))", "{}")
+    holders = as_json.format(f"""(
+            SELECT {agg.format("h.peer_id, h.grpc_address")} FROM p2p_files hf JOIN p2p_peers h ON h.peer_id = hf.peer_id
+            WHERE hf.sha256 = page.sha256 AND h.last_seen >= :ls)""")
+    entry = f"page.id, page.sha256, page.name, page.size, {holders}"
     return text(f"""
         WITH page AS (
             SELECT f.id AS id, f.sha256 AS sha256, f.name AS name, f.size AS size
@@ -936,11 +1021,7 @@ def _search_statement(dialect: str, kind: str):
             ORDER BY {order_key}
             LIMIT :lim
         )
-        SELECT page.id, page.sha256, page.name, page.size, h.peer_id, h.grpc_address
-        FROM page
-        JOIN p2p_files hf ON hf.sha256 = page.sha256
-        JOIN p2p_peers h ON h.peer_id = hf.peer_id AND h.last_seen >= :ls
-        ORDER BY page.id, h.peer_id
+        SELECT {agg.format(entry)} FROM page
     """)
 
 

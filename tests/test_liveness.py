@@ -5,7 +5,7 @@ import pytest
 from grpc_health.v1 import health_pb2
 
 from directory_api.config import DirectoryConfig
-from directory_api.liveness import Liveness, Sweeper
+from directory_api.liveness import LeaseRenewals, Liveness, Sweeper
 from directory_api.store import Store
 from tests.fixtures.directory import entry
 
@@ -94,3 +94,122 @@ def test_create_app_sweeper_is_optional(make_app):
     assert ctx.sweeper.running
     ctx.close()
     assert not ctx.sweeper.running
+
+
+# -- lease renewals written in batches -------------------------------------------------
+
+
+class CountingStore:
+    """The real store, counting renew_leases calls and failing the first `fail` of them."""
+
+    def __init__(self, store, fail=0):
+        self._store, self.fail, self.batches = store, fail, []
+
+    def renew_leases(self, renewals):
+        if self.fail:
+            self.fail -= 1
+            raise RuntimeError("database restarting")
+        self.batches.append(len(renewals))
+        return self._store.renew_leases(renewals)
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+
+@pytest.fixture
+def sessions(tmp_path):
+    """A store with peers a, b, c logged in (tokens t-a, t-b, t-c) at time 100."""
+    store = _store(tmp_path)
+    for pid in "abc":
+        store.register_peer(pid, "h", 100.0)
+        store.start_session(pid, f"t-{pid}", f"127.0.0.1:{ord(pid)}", 100.0, files_=[])
+    yield store
+    store.dispose()
+
+
+def _renewals(store, flush_s=60.0, fail=0):
+    # A long flush interval: the test decides when to flush.
+    counting = CountingStore(store, fail)
+    return LeaseRenewals(Liveness(DirectoryConfig(lease_s=10)), counting, flush_s).start(), counting
+
+
+def test_heartbeats_answer_at_once_and_are_written_in_one_transaction(sessions):
+    leases, counting = _renewals(sessions)
+    try:
+        for pid in "abc":
+            session = leases.heartbeat(f"t-{pid}", 105.0, free_bytes=7, set_free_bytes=True)
+            assert session.peer_id == pid and session.has_handouts is False
+        assert leases.heartbeat("t-a", 106.0) is not None  # the newer renewal of a replaces the older
+        assert sessions.peer("a")["last_seen"] == 100.0  # not written yet
+        assert leases.flush() == 3 and counting.batches == [3]
+        assert [sessions.peer(p)["last_seen"] for p in "abc"] == [106.0, 105.0, 105.0]
+        assert sessions.peer("b")["free_bytes"] == 7
+        assert sessions.peer("a")["free_bytes"] is None  # a's newer heartbeat did not send it
+    finally:
+        leases.stop()
+
+
+def test_a_dead_token_is_refused_and_nothing_is_queued(sessions):
+    leases, counting = _renewals(sessions)
+    try:
+        assert leases.heartbeat("t-nobody", 105.0) is None
+        assert leases.heartbeat("t-a", 200.0) is None  # lease of 10 s lapsed at 110
+        assert leases.flush() == 0 and counting.batches == []
+    finally:
+        leases.stop()
+
+
+def test_a_logout_before_the_flush_wins(sessions):
+    leases, _ = _renewals(sessions)
+    try:
+        assert leases.heartbeat("t-a", 105.0) is not None
+        sessions.end_session("a", 50.0)
+        leases.flush()
+        assert sessions.peer("a")["last_seen"] == 50.0
+        assert sessions.authenticate("t-a", 0.0) is None
+    finally:
+        leases.stop()
+
+
+def test_a_late_renewal_never_moves_last_seen_back(sessions):
+    leases, _ = _renewals(sessions)
+    try:
+        leases.heartbeat("t-a", 103.0)
+        sessions.renew_lease("t-a", 90.0, 108.0)  # another directory process wrote a newer one
+        leases.flush()
+        assert sessions.peer("a")["last_seen"] == 108.0
+    finally:
+        leases.stop()
+
+
+def test_a_failed_flush_keeps_the_renewals_for_the_next(sessions):
+    leases, counting = _renewals(sessions, fail=1)
+    try:
+        leases.heartbeat("t-a", 105.0)
+        with pytest.raises(RuntimeError):
+            leases.flush()
+        leases.heartbeat("t-b", 106.0)
+        assert leases.flush() == 2
+        assert [sessions.peer(p)["last_seen"] for p in "ab"] == [105.0, 106.0]
+    finally:
+        leases.stop()
+
+
+def test_the_writer_thread_flushes_by_itself_and_on_stop(sessions):
+    leases, counting = _renewals(sessions, flush_s=0.05)
+    leases.heartbeat("t-a", 105.0)
+    deadline = time.monotonic() + 5
+    while sessions.peer("a")["last_seen"] != 105.0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert sessions.peer("a")["last_seen"] == 105.0
+    leases.heartbeat("t-b", 106.0)
+    leases.stop()
+    assert not leases.running and sessions.peer("b")["last_seen"] == 106.0
+
+
+def test_flush_interval_zero_writes_every_heartbeat_before_answering(sessions):
+    leases, counting = _renewals(sessions, flush_s=0)
+    assert not leases.running
+    assert leases.heartbeat("t-a", 105.0, accept_uploads=False).peer_id == "a"
+    assert sessions.peer("a")["last_seen"] == 105.0 and sessions.peer("a")["accept_uploads"] is False
+    assert counting.batches == []

@@ -73,7 +73,13 @@ def test_heartbeat_renews_and_reports_state(app, client, peer_client):
     r = alice.heartbeat()
     assert r.status_code == 200 and r.get_json() == {"lease_s": 2, "replicate": []}
     assert alice.heartbeat(free_bytes=123, accept_uploads=False).status_code == 200
-    peer = client.get("/api/v1/peers").get_json()[0]
+    # Renewals are written in batches, within lease_flush_s (0.05 s by default).
+    deadline = time.monotonic() + 2
+    while True:
+        peer = client.get("/api/v1/peers").get_json()[0]
+        if peer["free_bytes"] == 123 or time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
     assert peer["free_bytes"] == 123 and peer["accept_uploads"] is False
 
 

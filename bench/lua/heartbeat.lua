@@ -1,6 +1,7 @@
--- Heartbeat: authenticated POST /api/v1/heartbeat {} from many distinct peers, taking the
--- bearer tokens of peers logged in beforehand from a file (one token a line), round robin
--- from a random start in each thread.
+-- Heartbeat: authenticated POST /api/v1/heartbeat from many distinct peers, with the body a
+-- peer node sends (its free bytes and whether it accepts uploads), taking the bearer tokens
+-- of peers logged in beforehand from a file (one token a line), round robin from a random
+-- start in each thread.
 -- usage: wrk ... -s heartbeat.lua URL -- TOKENS_FILE [SEED]
 local tokens
 local index = 0
@@ -26,5 +27,5 @@ function request()
     ["Authorization"] = "Bearer " .. tokens[index],
     ["Content-Type"] = "application/json",
     ["Accept"] = "application/json",
-  }, "{}")
+  }, '{"free_bytes": 500000000000, "accept_uploads": true}')
 end

@@ -63,7 +63,7 @@ def logout():
 
 @bp.post("/heartbeat")
 def heartbeat():
-    """Renew the caller's lease (one short transaction) and hand out replication work."""
+    """Renew the caller's lease (written within lease_flush_s) and hand out replication work."""
     ctx = _ctx()
     token = auth.bearer_token()
     body = validation.json_body(request, allow_empty=True)
@@ -72,12 +72,11 @@ def heartbeat():
     free = body.get("free_bytes")
     free = validation.int64(free, "free_bytes") if free is not None else None
     now = ctx.liveness.now()
-    with ctx.store.write() as conn:
-        session = ctx.store.renew_lease(
-            auth.token_hash(token), ctx.liveness.live_since(now), now,
-            free_bytes=free, accept_uploads=accept, set_free_bytes=has_free, conn=conn,
-        )
-        if session is None:
-            raise Unauthorized("unknown or expired token: log in again")
-        replicate = ctx.planner.on_heartbeat(conn, session.peer_id, session.planned_at, now)
+    # The renewal is written in a batch (see LeaseRenewals); planning, when due, takes a
+    # transaction of its own.
+    session = ctx.leases.heartbeat(auth.token_hash(token), now, free_bytes=free, accept_uploads=accept,
+                                   set_free_bytes=has_free)
+    if session is None:
+        raise Unauthorized("unknown or expired token: log in again")
+    replicate = ctx.planner.on_heartbeat(session, now)
     return jsonify(lease_s=ctx.config.lease_s, replicate=replicate)
