@@ -46,7 +46,7 @@ class DirectoryBenchConfig:
     # More, shorter rounds than fewer, longer ones: this machine's noise comes in bursts of
     # seconds, and the median of paired ratios shrugs off a burst that hits one run of a pair.
     rounds: int = 5
-    duration_s: float = 6.0
+    duration_s: float = 4.0
     warmup_s: float = 2.0
     wrk_threads: int = 2
     connections: int = 32
@@ -250,25 +250,40 @@ def _wrk_for(workload: str, base: str, files: dict, cfg: DirectoryBenchConfig, d
 
 
 def measure(base: str, proc: Proc, workloads, files: dict, cfg: DirectoryBenchConfig) -> dict:
-    """Warm up each workload, then run interleaved rounds (rotating order); answers per-workload runs."""
+    """Warm up each workload, then run rounds in which every workload runs right beside a run of
+    the ceiling (the pair's order alternates); answers per-workload runs, each with its pair's
+    ceiling."""
     runs: dict[str, list] = {w: [] for w in workloads}
     for w in workloads:
         _wrk_for(w, base, files, cfg, cfg.warmup_s, seed=999)
+    others = [w for w in workloads if w != "ceiling"]
+
+    def one(w: str, r: int) -> dict:
+        load_before = os.getloadavg()[0]
+        cpu0 = server_cpu_s(proc.pid)
+        res = _wrk_for(w, base, files, cfg, cfg.duration_s, seed=r + 1)
+        cpu = server_cpu_s(proc.pid) - cpu0
+        res.pop("raw", None)
+        res["round"] = r
+        res["server_cpu_s"] = cpu
+        res["server_cpu_ms_per_req"] = 1000 * cpu / res["requests"] if res["requests"] else None
+        res["loadavg_before"] = load_before
+        log.info("  round %d %-9s %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms  non2xx %d",
+                 r + 1, w, res["rps"], res["p50_ms"] or 0, res["p99_ms"] or 0, res["non_2xx"])
+        return res
+
+    # This machine's noise comes in bursts of ten seconds or more that slow everything down: a
+    # ratio is only fair between two runs next to each other.
     for r in range(cfg.rounds):
-        order = list(workloads[r % len(workloads):]) + list(workloads[:r % len(workloads)])
-        for w in order:
-            load_before = os.getloadavg()[0]
-            cpu0 = server_cpu_s(proc.pid)
-            res = _wrk_for(w, base, files, cfg, cfg.duration_s, seed=r + 1)
-            cpu = server_cpu_s(proc.pid) - cpu0
-            res.pop("raw", None)
-            res["round"] = r
-            res["server_cpu_s"] = cpu
-            res["server_cpu_ms_per_req"] = 1000 * cpu / res["requests"] if res["requests"] else None
-            res["loadavg_before"] = load_before
-            runs[w].append(res)
-            log.info("  round %d %-9s %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms  non2xx %d",
-                     r + 1, w, res["rps"], res["p50_ms"] or 0, res["p99_ms"] or 0, res["non_2xx"])
+        for i, w in enumerate(others[r % len(others):] + others[:r % len(others)] if others else []):
+            pair = ("ceiling", w) if (r + i) % 2 == 0 else (w, "ceiling")
+            done = {name: one(name, r) for name in pair}
+            done[w]["paired_ceiling_rps"] = done["ceiling"]["rps"]
+            if "ceiling" in runs:
+                runs["ceiling"].append(done["ceiling"])
+            runs[w].append(done[w])
+        if not others:
+            runs["ceiling"].append(one("ceiling", r))
     return runs
 
 
@@ -320,12 +335,9 @@ def summarize_runs(runs: dict) -> dict:
             "socket_errors": sum(r["socket_errors"] for r in lst),
             "runs": lst,
         }
-    if "ceiling" in runs:
-        ceil = runs["ceiling"]
-        for w, lst in runs.items():
-            if w == "ceiling":
-                continue
-            paired = [a["rps"] / b["rps"] for a, b in zip(lst, ceil) if b["rps"]]
+    for w, lst in runs.items():
+        paired = [r["rps"] / r["paired_ceiling_rps"] for r in lst if r.get("paired_ceiling_rps")]
+        if paired:
             out[w]["ratio_to_ceiling"] = summary(paired)
     return out
 

@@ -229,9 +229,11 @@ def _directory_section(d: dict) -> list[str]:
         f"`directory_api:create_app()` with `-k gthread -w {cfg.get('workers')} --threads {cfg.get('threads')}` "
         f"on 127.0.0.1; wrk runs `-t{cfg.get('wrk_threads')} -c{cfg.get('connections')} "
         f"-d{cfg.get('duration_s'):g}s --latency` with the Lua scripts of `bench/lua/` "
-        f"after a {cfg.get('warmup_s'):g} s warm-up of each workload, in {cfg.get('rounds')} interleaved rounds "
-        f"(the order rotates each round). wrk and the server share the machine's cores, so absolute "
-        f"figures are low; compare the ratios, which pair each workload with the ceiling of the same round.",
+        f"after a {cfg.get('warmup_s'):g} s warm-up of each workload, in {cfg.get('rounds')} rounds; in each "
+        f"round every workload runs right beside a run of the ceiling (the pair's order alternates), because "
+        f"this machine's noise comes in bursts of ten seconds or more that slow every run they overlap. wrk "
+        f"and the server share the machine's cores, so absolute figures are low; compare the ratios, each "
+        f"taken within such a pair.",
         "",
         "- **ceiling**: `GET /api/v1/health`, the trivial JSON endpoint of the same app on the same server.",
         f"- **search**: `GET /api/v1/files?q=` with a random query from a fixed mix of {len(d.get('queries', []))} "
