@@ -494,10 +494,26 @@ def ratios(results: dict) -> dict:
     def med(wl, key="rps"):
         return wl[key]["median"]
 
+    def best(wl):
+        return max(r["rps"] for r in wl["runs"]) if wl.get("runs") else None
+
+    def best_over_best(wl, ref):
+        top, ref_top = best(wl), best(ref)
+        return top / ref_top if top and ref_top else None
+
+    def both_met(paired_median, best_ratio, target):
+        # Runs here are either fast or about 2x slower, in bursts: a pair caught half in a burst
+        # moves its ratio either way. A target counts as met only when the median of the paired
+        # ratios and the ratio of the best runs (each workload's fastest run against the
+        # ceiling's fastest) both reach it.
+        return None if paired_median is None or best_ratio is None else (
+            paired_median >= target and best_ratio >= target)
+
     r = big["search"]["ratio_to_ceiling"]
+    bb = best_over_best(big["search"], big["ceiling"])
     out["search_over_ceiling"] = {
         "files": biggest, "value": r["median"], "min": r["min"], "max": r["max"], "target": 0.6,
-        "met": r["median"] is not None and r["median"] >= 0.6,
+        "best_over_best": bb, "met": both_met(r["median"], bb, 0.6),
         "what": f"search / ceiling at {biggest:,} files (paired per round)",
     }
     p99 = big["search"]["p99_ms"]["median"]
@@ -517,9 +533,10 @@ def ratios(results: dict) -> dict:
         unpaired = med(big["search"]) / med(small["search"])
         if growth:
             g = growth["ratio"]
+            bb = best_over_best(growth["big"], growth["small"])
             out["search_growth"] = {
                 "files": biggest, "value": g["median"], "min": g["min"], "max": g["max"], "target": 1 / 1.5,
-                "met": g["median"] is not None and g["median"] >= 1 / 1.5, "unpaired": unpaired,
+                "best_over_best": bb, "met": both_met(g["median"], bb, 1 / 1.5), "unpaired": unpaired,
                 "what": f"search throughput at {biggest:,} / at {smallest:,} files (both served side by side, "
                         f"paired per round)",
             }
@@ -531,14 +548,16 @@ def ratios(results: dict) -> dict:
                 "what": f"search throughput at {biggest:,} / at {smallest:,} files",
             }
     hb = big["heartbeat"]["ratio_to_ceiling"]
+    bb = best_over_best(big["heartbeat"], big["ceiling"])
     out["heartbeat_over_ceiling"] = {
         "files": biggest, "value": hb["median"], "min": hb["min"], "max": hb["max"], "target": 0.6,
-        "met": hb["median"] is not None and hb["median"] >= 0.6,
+        "best_over_best": bb, "met": both_met(hb["median"], bb, 0.6),
         "what": f"heartbeat / ceiling at {biggest:,} files (paired per round)",
     }
     lk = big["lookup"]["ratio_to_ceiling"]
     out["lookup_over_ceiling"] = {
         "files": biggest, "value": lk["median"], "min": lk["min"], "max": lk["max"], "target": None, "met": None,
+        "best_over_best": best_over_best(big["lookup"], big["ceiling"]),
         "what": f"lookup / ceiling at {biggest:,} files (no target; reference 8,615/11,492 = 0.75)",
     }
     if results.get("hello"):
