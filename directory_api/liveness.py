@@ -83,17 +83,21 @@ class Liveness:
         return dead, copies
 
 
-class Sweeper:
-    """A daemon thread that runs Liveness.sweep every interval until stop()."""
+class _Periodic:
+    """A daemon thread that calls tick() every interval_s until stop(); a failed tick is logged
+    and tried again at the next interval (the database may be restarting)."""
 
-    def __init__(self, liveness: Liveness, store: Store, interval_s: float):
-        """Prepare (not start) the sweep thread."""
-        self.liveness, self.store, self.interval_s = liveness, store, interval_s
+    def __init__(self, name: str, interval_s: float):
+        self.interval_s = interval_s
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="p2p-sweeper", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
-    def start(self) -> "Sweeper":
-        """Start sweeping in the background."""
+    def tick(self) -> None:
+        """One round of the thread's work."""
+        raise NotImplementedError
+
+    def start(self):
+        """Start the thread."""
         self._thread.start()
         return self
 
@@ -111,12 +115,25 @@ class Sweeper:
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
             try:
-                self.liveness.sweep(self.store)
-            except Exception:  # one failed sweep (e.g. database restarting) must not end the thread
-                log.exception("sweep failed; will retry")
+                self.tick()
+            except Exception:
+                log.exception("%s failed; will retry", self._thread.name)
 
 
-class LeaseRenewals:
+class Sweeper(_Periodic):
+    """A daemon thread that runs Liveness.sweep every interval until stop()."""
+
+    def __init__(self, liveness: Liveness, store: Store, interval_s: float):
+        """Prepare (not start) the sweep thread."""
+        super().__init__("p2p-sweeper", interval_s)
+        self.liveness, self.store = liveness, store
+
+    def tick(self) -> None:
+        """Sweep once."""
+        self.liveness.sweep(self.store)
+
+
+class LeaseRenewals(_Periodic):
     """Heartbeats: answered from a read, written in batches by a background thread.
 
     A heartbeat must prove a live token and learn whether work waits; it need not wait for its
@@ -130,30 +147,27 @@ class LeaseRenewals:
 
     def __init__(self, liveness: Liveness, store: Store, flush_s: float):
         """Prepare (not start) the writer thread."""
+        super().__init__("p2p-lease-writer", flush_s)
         self.liveness, self.store, self.flush_s = liveness, store, flush_s
         self._due: dict[str, dict] = {}
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="p2p-lease-writer", daemon=True)
 
     def start(self) -> "LeaseRenewals":
         """Start writing renewals in the background (nothing to start when flush_s is 0)."""
         if self.flush_s > 0:
-            self._thread.start()
+            super().start()
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the thread and write what is still due."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
+        super().stop(timeout)
         self.flush()
 
     def heartbeat(self, token_hash: str, now: float, free_bytes: int | None = None,
                   accept_uploads: bool | None = None, set_free_bytes: bool = False) -> PeerSession | None:
         """Renew the lease of a live token (and its capacity fields); None if the token is dead."""
         live_since = self.liveness.live_since(now)
-        if not self._thread.is_alive():
+        if not self.running:
             return self.store.renew_lease(token_hash, live_since, now, free_bytes=free_bytes,
                                           accept_uploads=accept_uploads, set_free_bytes=set_free_bytes)
         session = self.store.lease_session(token_hash, live_since, now)
@@ -180,14 +194,6 @@ class LeaseRenewals:
             raise
         return len(batch)
 
-    @property
-    def running(self) -> bool:
-        """True while the writer thread is alive."""
-        return self._thread.is_alive()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.flush_s):
-            try:
-                self.flush()
-            except Exception:  # the database may be restarting: keep the renewals, try again
-                log.exception("writing %d lease renewal(s) failed; will retry", len(self._due))
+    def tick(self) -> None:
+        """Write the renewals collected since the last tick."""
+        self.flush()
