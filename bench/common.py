@@ -314,3 +314,18 @@ def machine_info() -> dict:
 def disk_free_bytes(path) -> int:
     """Free bytes on the file system that holds path."""
     return shutil.disk_usage(path).free
+
+
+def run_alone(argv, description: str, run, config_for_mode, tmp_prefix: str) -> int:
+    """The `python -m bench.<module> [--quick]` entry point: run one benchmark in a temp dir, print its ratios."""
+    import argparse
+    import tempfile
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    with tempfile.TemporaryDirectory(prefix=tmp_prefix) as tmp:
+        res = run(config_for_mode(args.quick), Path(tmp))
+    print(json.dumps(res["ratios"], indent=2))
+    return 0

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import json
 import logging
 import os
 import subprocess
@@ -23,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from bench import vocab
-from bench.common import Proc, free_port, http_json, summary, wait_http
+from bench.common import Proc, free_port, http_json, run_alone, summary, wait_http
 from bench.wrk import run_wrk
 
 log = logging.getLogger(__name__)
@@ -249,41 +248,42 @@ def _wrk_for(workload: str, base: str, files: dict, cfg: DirectoryBenchConfig, d
                    connections=cfg.connections)
 
 
+def timed_run(base: str, proc: Proc, workload: str, files: dict, cfg: DirectoryBenchConfig, r: int,
+              label: str | None = None) -> dict:
+    """One measured wrk run of a workload in round r, with the server's CPU per request."""
+    load_before = os.getloadavg()[0]
+    cpu0 = server_cpu_s(proc.pid)
+    res = _wrk_for(workload, base, files, cfg, cfg.duration_s, seed=r + 1)
+    cpu = server_cpu_s(proc.pid) - cpu0
+    res.pop("raw", None)
+    res["round"] = r
+    res["server_cpu_s"] = cpu
+    res["server_cpu_ms_per_req"] = 1000 * cpu / res["requests"] if res["requests"] else None
+    res["loadavg_before"] = load_before
+    log.info("  round %d %-9s %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms  non2xx %d",
+             r + 1, label or workload, res["rps"], res["p50_ms"] or 0, res["p99_ms"] or 0, res["non_2xx"])
+    return res
+
+
 def measure(base: str, proc: Proc, workloads, files: dict, cfg: DirectoryBenchConfig) -> dict:
     """Warm up each workload, then run rounds in which every workload runs right beside a run of
     the ceiling (the pair's order alternates); answers per-workload runs, each with its pair's
-    ceiling."""
+    ceiling. workloads must include "ceiling"."""
     runs: dict[str, list] = {w: [] for w in workloads}
     for w in workloads:
         _wrk_for(w, base, files, cfg, cfg.warmup_s, seed=999)
     others = [w for w in workloads if w != "ceiling"]
-
-    def one(w: str, r: int) -> dict:
-        load_before = os.getloadavg()[0]
-        cpu0 = server_cpu_s(proc.pid)
-        res = _wrk_for(w, base, files, cfg, cfg.duration_s, seed=r + 1)
-        cpu = server_cpu_s(proc.pid) - cpu0
-        res.pop("raw", None)
-        res["round"] = r
-        res["server_cpu_s"] = cpu
-        res["server_cpu_ms_per_req"] = 1000 * cpu / res["requests"] if res["requests"] else None
-        res["loadavg_before"] = load_before
-        log.info("  round %d %-9s %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms  non2xx %d",
-                 r + 1, w, res["rps"], res["p50_ms"] or 0, res["p99_ms"] or 0, res["non_2xx"])
-        return res
-
     # This machine's noise comes in bursts of ten seconds or more that slow everything down: a
     # ratio is only fair between two runs next to each other.
     for r in range(cfg.rounds):
-        for i, w in enumerate(others[r % len(others):] + others[:r % len(others)] if others else []):
+        for i, w in enumerate(others[r % len(others):] + others[:r % len(others)]):
             pair = ("ceiling", w) if (r + i) % 2 == 0 else (w, "ceiling")
-            done = {name: one(name, r) for name in pair}
+            done = {name: timed_run(base, proc, name, files, cfg, r) for name in pair}
             done[w]["paired_ceiling_rps"] = done["ceiling"]["rps"]
-            if "ceiling" in runs:
-                runs["ceiling"].append(done["ceiling"])
+            runs["ceiling"].append(done["ceiling"])
             runs[w].append(done[w])
         if not others:
-            runs["ceiling"].append(one("ceiling", r))
+            runs["ceiling"].append(timed_run(base, proc, "ceiling", files, cfg, r))
     return runs
 
 
@@ -347,16 +347,9 @@ def measure_growth(big: tuple[str, Proc], small: tuple[str, Proc], files: dict, 
     the runs of each and the per-round ratio big / small."""
     runs: dict[str, list] = {"big": [], "small": []}
     for r in range(cfg.rounds):
-        order = ("big", "small") if r % 2 == 0 else ("small", "big")
-        for which in order:
+        for which in (("big", "small") if r % 2 == 0 else ("small", "big")):
             base, proc = big if which == "big" else small
-            cpu0 = server_cpu_s(proc.pid)
-            res = _wrk_for("search", base, files, cfg, cfg.duration_s, seed=r + 1)
-            res.pop("raw", None)
-            res["round"] = r
-            res["server_cpu_ms_per_req"] = 1000 * (server_cpu_s(proc.pid) - cpu0) / res["requests"] if res["requests"] else None
-            runs[which].append(res)
-            log.info("  growth round %d %-5s %8.0f req/s  p99 %6.2f ms", r + 1, which, res["rps"], res["p99_ms"] or 0)
+            runs[which].append(timed_run(base, proc, "search", files, cfg, r, label=f"search {which}"))
     paired = [b["rps"] / s["rps"] for b, s in zip(runs["big"], runs["small"]) if s["rps"]]
     return {"big": summarize_runs({"search": runs["big"]})["search"],
             "small": summarize_runs({"search": runs["small"]})["search"],
@@ -509,13 +502,15 @@ def ratios(results: dict) -> dict:
         return None if paired_median is None or best_ratio is None else (
             paired_median >= target and best_ratio >= target)
 
-    r = big["search"]["ratio_to_ceiling"]
-    bb = best_over_best(big["search"], big["ceiling"])
-    out["search_over_ceiling"] = {
-        "files": biggest, "value": r["median"], "min": r["min"], "max": r["max"], "target": 0.6,
-        "best_over_best": bb, "met": both_met(r["median"], bb, 0.6),
-        "what": f"search / ceiling at {biggest:,} files (paired per round)",
-    }
+    def over_ceiling(workload: str, target: float | None, what: str) -> dict:
+        r = big[workload]["ratio_to_ceiling"]
+        bb = best_over_best(big[workload], big["ceiling"])
+        return {"files": biggest, "value": r["median"], "min": r["min"], "max": r["max"], "target": target,
+                "best_over_best": bb, "met": both_met(r["median"], bb, target) if target else None,
+                "what": what}
+
+    out["search_over_ceiling"] = over_ceiling(
+        "search", 0.6, f"search / ceiling at {biggest:,} files (paired per round)")
     p99 = big["search"]["p99_ms"]["median"]
     out["search_p99_ms"] = {
         "files": biggest, "value": p99, "min": big["search"]["p99_ms"]["min"], "max": big["search"]["p99_ms"]["max"],
@@ -547,19 +542,10 @@ def ratios(results: dict) -> dict:
                 "met": unpaired >= 1 / 1.5,
                 "what": f"search throughput at {biggest:,} / at {smallest:,} files",
             }
-    hb = big["heartbeat"]["ratio_to_ceiling"]
-    bb = best_over_best(big["heartbeat"], big["ceiling"])
-    out["heartbeat_over_ceiling"] = {
-        "files": biggest, "value": hb["median"], "min": hb["min"], "max": hb["max"], "target": 0.6,
-        "best_over_best": bb, "met": both_met(hb["median"], bb, 0.6),
-        "what": f"heartbeat / ceiling at {biggest:,} files (paired per round)",
-    }
-    lk = big["lookup"]["ratio_to_ceiling"]
-    out["lookup_over_ceiling"] = {
-        "files": biggest, "value": lk["median"], "min": lk["min"], "max": lk["max"], "target": None, "met": None,
-        "best_over_best": best_over_best(big["lookup"], big["ceiling"]),
-        "what": f"lookup / ceiling at {biggest:,} files (no target; reference 8,615/11,492 = 0.75)",
-    }
+    out["heartbeat_over_ceiling"] = over_ceiling(
+        "heartbeat", 0.6, f"heartbeat / ceiling at {biggest:,} files (paired per round)")
+    out["lookup_over_ceiling"] = over_ceiling(
+        "lookup", None, f"lookup / ceiling at {biggest:,} files (no target; reference 8,615/11,492 = 0.75)")
     if results.get("hello"):
         hello = results["hello"]["rps"]["median"]
         out["ceiling_over_hello"] = {
@@ -647,18 +633,8 @@ def _remove_sqlite(db_path: Path) -> None:
 
 
 def main(argv=None) -> int:
-    """Run only the directory benchmark and print its JSON (`python -m bench.directory [--quick]`)."""
-    import argparse
-    import tempfile
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    with tempfile.TemporaryDirectory(prefix="p2p-bench-dir-") as tmp:
-        res = run(DirectoryBenchConfig.for_mode(args.quick), Path(tmp))
-    print(json.dumps(res["ratios"], indent=2))
-    return 0
+    """Run only the directory benchmark and print its ratios (`python -m bench.directory [--quick]`)."""
+    return run_alone(argv, __doc__.splitlines()[0], run, DirectoryBenchConfig.for_mode, "p2p-bench-dir-")
 
 
 if __name__ == "__main__":

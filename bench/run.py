@@ -56,44 +56,43 @@ def main(argv=None) -> int:
     failed = False
     with tempfile.TemporaryDirectory(prefix="p2p-bench-", dir=args.workdir) as tmp:
         tmp = Path(tmp)
-        if "directory" in wanted:
-            cfg = directory.DirectoryBenchConfig.for_mode(args.quick)
-            cfg.profile_dir = str(args.docs / "profiles")
-            print(f"== directory benchmark ({'quick' if args.quick else 'full'}): scales {cfg.scales}", flush=True)
+        def section(name: str, banner: str, measure) -> None:
+            # A failed benchmark must not lose the others: the report says what failed.
+            nonlocal failed
+            if name not in wanted:
+                return
+            print(banner, flush=True)
             try:
-                results["directory"] = directory.run(cfg, tmp / "directory")
-                pg_version = results["directory"].get("postgres_version")
-                if pg_version:
-                    results["machine"]["postgres_server"] = pg_version
-            except Exception as exc:  # keep going: the report says what failed
-                failed = True
-                traceback.print_exc()
-                results["directory"] = {"error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
-        if "transfer" in wanted:
-            cfg = transfer.TransferBenchConfig.for_mode(args.quick)
-            cfg.profile_dir = str(args.docs / "profiles")
-            print(f"== transfer benchmark: sizes {cfg.sizes_mib} MiB, {cfg.rounds} rounds", flush=True)
-            try:
-                results["transfer"] = transfer.run(cfg, tmp / "transfer")
+                results[name] = measure()
             except Exception as exc:
                 failed = True
                 traceback.print_exc()
-                results["transfer"] = {"error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
-        if "reliability" in wanted:
-            # quick: 6 rounds (about 25 s) so that bench-quick stays under two minutes
-            rounds = QUICK_RELIABILITY_ROUNDS if args.quick else None
-            print(f"== reliability benchmark (backup peers): {rounds or reliability.FULL_ROUNDS} rounds", flush=True)
-            try:
-                (tmp / "reliability").mkdir()
-                res = reliability.run(rounds=rounds, quick=args.quick, workdir=tmp / "reliability")
-                res["summary_line"] = reliability.summary_line(res)
-                res["ratios"] = reliability_targets(res)
-                results["reliability"] = res
-                print(res["summary_line"], flush=True)
-            except Exception as exc:
-                failed = True
-                traceback.print_exc()
-                results["reliability"] = {"error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
+                results[name] = {"error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
+
+        dir_cfg = directory.DirectoryBenchConfig.for_mode(args.quick)
+        dir_cfg.profile_dir = str(args.docs / "profiles")
+        section("directory", f"== directory benchmark ({'quick' if args.quick else 'full'}): scales {dir_cfg.scales}",
+                lambda: directory.run(dir_cfg, tmp / "directory"))
+        pg_version = (results.get("directory") or {}).get("postgres_version")
+        if pg_version:
+            results["machine"]["postgres_server"] = pg_version
+        xfer_cfg = transfer.TransferBenchConfig.for_mode(args.quick)
+        xfer_cfg.profile_dir = str(args.docs / "profiles")
+        section("transfer", f"== transfer benchmark: sizes {xfer_cfg.sizes_mib} MiB, {xfer_cfg.rounds} rounds",
+                lambda: transfer.run(xfer_cfg, tmp / "transfer"))
+        # quick: 6 rounds (about 25 s) so that bench-quick stays under two minutes
+        rounds = QUICK_RELIABILITY_ROUNDS if args.quick else None
+
+        def measure_reliability() -> dict:
+            (tmp / "reliability").mkdir()
+            res = reliability.run(rounds=rounds, quick=args.quick, workdir=tmp / "reliability")
+            res["summary_line"] = reliability.summary_line(res)
+            res["ratios"] = reliability_targets(res)
+            print(res["summary_line"], flush=True)
+            return res
+
+        section("reliability", f"== reliability benchmark (backup peers): {rounds or reliability.FULL_ROUNDS} rounds",
+                measure_reliability)
     results["finished"] = time.time()
     results["seconds"] = results["finished"] - started
     paths = report.write_report(results, args.docs)

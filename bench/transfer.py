@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
 import os
 import shutil
@@ -25,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from bench.common import (BENCH_DIR, ROOT, MiB, Proc, disk_free_bytes, free_port, http_json, proc_status_kib,
-                          run_timed, summary, wait_port)
+                          run_alone, run_timed, summary, wait_port)
 from peer_node.hashing import sha256_file
 
 log = logging.getLogger(__name__)
@@ -379,16 +378,7 @@ def run(cfg: TransferBenchConfig, workdir: Path) -> dict:
 
 def main(argv=None) -> int:
     """Run only the transfer benchmark and print its ratios (`python -m bench.transfer [--quick]`)."""
-    import argparse
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    with tempfile.TemporaryDirectory(prefix="p2p-bench-xfer-") as tmp:
-        res = run(TransferBenchConfig.for_mode(args.quick), Path(tmp))
-    print(json.dumps(res["ratios"], indent=2))
-    return 0
+    return run_alone(argv, __doc__.splitlines()[0], run, TransferBenchConfig.for_mode, "p2p-bench-xfer-")
 
 
 if __name__ == "__main__":
