@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test protos demo directory peer postman bench bench-quick clean
+.PHONY: venv test test-fast protos demo directory peer postman bench bench-quick clean
 
 venv: $(STAMP)
 
@@ -16,6 +16,10 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 
 test: venv
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# unit tests only: the directory's and the peer's modules, no processes started
+test-fast: venv
+	$(PY) -m pytest tests/directory_api tests/peer_node tests/protos $(PYTEST_ARGS)
 
 protos: venv
 	$(PY) -m grpc_tools.protoc -I. --python_out=. --pyi_out=. --grpc_python_out=. protos/p2p.proto

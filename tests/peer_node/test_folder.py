@@ -6,25 +6,8 @@ import pytest
 
 from peer_node.errors import AlreadyExists, ChecksumMismatch, NotFound, SizeMismatch, UnsafeName
 from peer_node.folder import SharedFolder, check_name, place_atomically
+from tests.names import HOSTILE_NAMES
 
-HOSTILE_NAMES = [
-    ("", "empty"),
-    ("/etc/passwd", "absolute"),
-    ("../secret", "'..'"),
-    ("a/../../b", "'..'"),
-    ("..", "'..'"),
-    ("./a", "'.'"),
-    ("a\x00b", "NUL"),
-    ("a\\b", "backslash"),
-    ("..\\..\\windows", "backslash"),
-    ("a//b", "empty path component"),
-    ("a/", "empty path component"),
-    ("x" * 256, "255 bytes"),
-    ("é" * 128, "255 bytes"),  # 256 bytes in UTF-8
-    ("/".join(["d" * 200] * 21), "4096 bytes"),
-    (".p2p/hashcache.json", "work area"),
-    (".p2p", "work area"),
-]
 
 
 @pytest.mark.parametrize("name,reason", HOSTILE_NAMES)

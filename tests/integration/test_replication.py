@@ -18,7 +18,7 @@ import requests
 
 from tests.fixtures.directory import PeerClient, entry
 from tests.fixtures.directory import sha as fake_sha
-from tests.test_peer_integration import holders_of, p2p, sha, wait_until
+from tests.integration.helpers import holders_of, p2p, sha, wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -1,5 +1,4 @@
 """Real `p2p serve` processes against a real directory: transfers, uploads, failures, lifecycle."""
-import hashlib
 import os
 import signal
 import subprocess
@@ -7,59 +6,15 @@ import sys
 import time
 
 import pytest
-import requests
 
 from peer_node.client import PeerClient
 from peer_node.errors import (AlreadyExists, Busy, ChecksumMismatch, InvalidRequest, NotFound,
                               OutOfRange, UploadRejected)
+from tests.integration.helpers import (GRPCURL, clean_env, holders_of, live_peers, p2p, sha, wait_until,
+                                       write_config)
 from tests.procs import ROOT
 
 pytestmark = pytest.mark.integration
-
-GRPCURL = str(ROOT / ".venv" / "bin" / "grpcurl")
-
-
-def sha(data):
-    return hashlib.sha256(data).hexdigest()
-
-
-def clean_env(**extra):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("P2P_")}
-    env.update(extra)
-    return env
-
-
-def p2p(*args, cwd, timeout=60):
-    """Run the p2p command in a subprocess; return CompletedProcess with text output."""
-    return subprocess.run([sys.executable, "-m", "peer_node", *map(str, args)], cwd=cwd,
-                          env=clean_env(PYTHONPATH=str(ROOT)), capture_output=True, text=True,
-                          timeout=timeout)
-
-
-def wait_until(fn, timeout=10.0, interval=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = fn()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s")
-
-
-def holders_of(directory_url, digest):
-    r = requests.get(f"{directory_url}/api/v1/files/{digest}", timeout=5)
-    return sorted(h["peer_id"] for h in r.json().get("holders", [])) if r.ok else []
-
-
-def live_peers(directory_url):
-    return sorted(p["peer_id"] for p in requests.get(f"{directory_url}/api/v1/peers", timeout=5).json())
-
-
-def write_config(path, peer, directory_url):
-    path.write_text(f"[peer]\npeer_id = {peer.peer_id}\nsecret = {peer.peer_id}-secret\n"
-                    f"folder = {peer.folder}\n[directory]\nurl = {directory_url}\n")
-    return path
-
 
 SMALL = os.urandom(200_000)
 

@@ -7,7 +7,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from protos import p2p_pb2, p2p_pb2_grpc
-from tests.test_folder import HOSTILE_NAMES
+from tests.names import HOSTILE_NAMES
 
 DATA = os.urandom(300_000)
 SHA = hashlib.sha256(DATA).hexdigest()
