@@ -14,7 +14,6 @@ import concurrent.futures
 import contextlib
 import logging
 import os
-import subprocess
 import sys
 import time
 import urllib.parse
@@ -23,6 +22,7 @@ from pathlib import Path
 
 from bench import vocab
 from bench.common import Proc, free_port, http_json, run_alone, summary, wait_http
+from bench.profiling import record, stop, summarize_profile
 from bench.wrk import run_wrk
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,7 @@ QUICK_SCALES = [(100, 10_000)]
 PG_URL_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 PG_SCHEMA = "p2p_bench"
 WORKLOADS = ("ceiling", "search", "lookup", "heartbeat")
+DIRECTORY_APP = "directory_api.wsgi:app"  # the WSGI entry gunicorn serves
 
 
 @dataclass
@@ -89,6 +90,12 @@ def gunicorn(app: str, env: dict, cfg: DirectoryBenchConfig, name: str):
         proc.stop()
 
 
+def directory_env(db_url: str, cfg: DirectoryBenchConfig) -> dict:
+    """The environment that points the WSGI entry at db_url with this benchmark's lease and target."""
+    return {"DIRECTORY_DATABASE_URL": db_url, "DIRECTORY_LEASE_S": str(cfg.lease_s),
+            "DIRECTORY_REPLICATION": str(cfg.replication)}
+
+
 def server_cpu_s(pid: int) -> float:
     """User+system CPU seconds used so far by a process and all its children (gunicorn master and workers)."""
     import psutil
@@ -131,7 +138,8 @@ def _secret_hasher():
 
 
 def seed(db_url: str, ds: vocab.Dataset, login_peers: int) -> dict:
-    """Create the schema and bulk-seed the dataset with the store's own function; answers timing facts."""
+    """Create the schema and bulk-seed the dataset with devtools' bulk_seed; answers timing facts."""
+    from devtools.store_tools import bulk_seed
     from directory_api.store import Store
 
     hasher = _secret_hasher()
@@ -154,7 +162,7 @@ def seed(db_url: str, ds: vocab.Dataset, login_peers: int) -> dict:
                 yield {"peer_id": ds.peers[p_idx]["peer_id"], "name": f["name"], "sha256": f["sha256"],
                        "size": f["size"]}
 
-        n_peers, n_rows = store.bulk_seed(peer_rows, file_rows())
+        n_peers, n_rows = bulk_seed(store, peer_rows, file_rows())
         seconds = time.perf_counter() - t0
     finally:
         store.dispose()
@@ -232,12 +240,15 @@ def check_endpoints(base: str, ds: vocab.Dataset, tokens: list[str]) -> dict:
 # -- one scale ----------------------------------------------------------------------------
 
 
-def _write_lines(path: Path, lines) -> Path:
+def write_lines(path: Path, lines) -> Path:
+    """Write one item per line (the input files of the wrk scripts); answers path."""
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
-def _wrk_for(workload: str, base: str, files: dict, cfg: DirectoryBenchConfig, duration: float, seed: int) -> dict:
+def run_workload(workload: str, base: str, files: dict, cfg: DirectoryBenchConfig, duration: float,
+                 seed: int) -> dict:
+    """One wrk run of a workload against base; files names the queries, digests and tokens inputs."""
     scripts = {"ceiling": ("health.lua", ()),
                "search": ("random_get.lua", ("/api/v1/files?q=", files.get("queries"))),
                "lookup": ("random_get.lua", ("/api/v1/files/", files.get("digests"))),
@@ -253,7 +264,7 @@ def timed_run(base: str, proc: Proc, workload: str, files: dict, cfg: DirectoryB
     """One measured wrk run of a workload in round r, with the server's CPU per request."""
     load_before = os.getloadavg()[0]
     cpu0 = server_cpu_s(proc.pid)
-    res = _wrk_for(workload, base, files, cfg, cfg.duration_s, seed=r + 1)
+    res = run_workload(workload, base, files, cfg, cfg.duration_s, seed=r + 1)
     cpu = server_cpu_s(proc.pid) - cpu0
     res.pop("raw", None)
     res["round"] = r
@@ -271,7 +282,7 @@ def measure(base: str, proc: Proc, workloads, files: dict, cfg: DirectoryBenchCo
     ceiling. workloads must include "ceiling"."""
     runs: dict[str, list] = {w: [] for w in workloads}
     for w in workloads:
-        _wrk_for(w, base, files, cfg, cfg.warmup_s, seed=999)
+        run_workload(w, base, files, cfg, cfg.warmup_s, seed=999)
     others = [w for w in workloads if w != "ceiling"]
     # This machine's noise comes in bursts of ten seconds or more that slow everything down: a
     # ratio is only fair between two runs next to each other.
@@ -292,8 +303,6 @@ def profile_workloads(base: str, proc: Proc, workloads, files: dict, cfg: Direct
     """One extra, unmeasured wrk run per workload with py-spy on every worker; answers the hot frames."""
     import psutil
 
-    from bench.profile import record, summarize_profile
-
     out_dir.mkdir(parents=True, exist_ok=True)
     found: dict = {}
     workers = [c.pid for c in psutil.Process(proc.pid).children()]
@@ -305,14 +314,10 @@ def profile_workloads(base: str, proc: Proc, workloads, files: dict, cfg: Direct
                 spies.append(record(pid, cfg.duration_s, out_dir / f"{label}-{w}", "flamegraph"))
         time.sleep(0.3)
         try:
-            res = _wrk_for(w, base, files, cfg, cfg.duration_s, seed=77)
+            res = run_workload(w, base, files, cfg, cfg.duration_s, seed=77)
         finally:
             for spy in spies:
-                try:
-                    spy.wait(timeout=cfg.duration_s + 30)
-                except subprocess.TimeoutExpired:
-                    spy.kill()
-                    spy.wait()
+                stop(spy, timeout=cfg.duration_s + 30)
         raws = sorted(out_dir.glob(f"{label}-{w}-w*.txt"))
         found[w] = {"rps_while_profiled": res["rps"], "flamegraph": f"{label}-{w}.svg",
                     **summarize_profile(raws, "directory_api/")}
@@ -365,8 +370,8 @@ def bench_scale(n_peers: int, n_files: int, ds: vocab.Dataset, db_url: str, work
     one's, round by round, for the growth ratio.
     """
     seed_facts = seed(db_url, ds, login_peers=min(cfg.heartbeat_peers, n_peers))
-    env = {"P2P_DATABASE_URL": db_url, "P2P_LEASE_S": str(cfg.lease_s), "P2P_REPLICATION": str(cfg.replication)}
-    with gunicorn("directory_api:create_app()", env, cfg, name=f"gunicorn-{label}") as (base, proc):
+    env = directory_env(db_url, cfg)
+    with gunicorn(DIRECTORY_APP, env, cfg, name=f"gunicorn-{label}") as (base, proc):
         tokens = []
         kind = None
         if "heartbeat" in workloads:
@@ -376,17 +381,17 @@ def bench_scale(n_peers: int, n_files: int, ds: vocab.Dataset, db_url: str, work
             log.info("logged in %d %s in %.1fs", len(tokens), kind, time.perf_counter() - t0)
         step = max(1, len(ds.files) // 5000)
         files = {
-            "queries": str(_write_lines(workdir / "queries.txt", vocab.encoded_queries())),
-            "digests": str(_write_lines(workdir / "digests.txt", (f["sha256"] for f in ds.files[::step]))),
-            "tokens": str(_write_lines(workdir / "tokens.txt", tokens or ["none"])),
+            "queries": str(write_lines(workdir / "queries.txt", vocab.encoded_queries())),
+            "digests": str(write_lines(workdir / "digests.txt", (f["sha256"] for f in ds.files[::step]))),
+            "tokens": str(write_lines(workdir / "tokens.txt", tokens or ["none"])),
         }
         checks = check_endpoints(base, ds, tokens)
         runs = measure(base, proc, workloads, files, cfg)
         growth = None
         if reference_db_url is not None:
-            ref_env = dict(env, P2P_DATABASE_URL=reference_db_url)
-            with gunicorn("directory_api:create_app()", ref_env, cfg, name=f"gunicorn-{label}-reference") as small:
-                _wrk_for("search", small[0], files, cfg, cfg.warmup_s, seed=999)
+            ref_env = directory_env(reference_db_url, cfg)
+            with gunicorn(DIRECTORY_APP, ref_env, cfg, name=f"gunicorn-{label}-reference") as small:
+                run_workload("search", small[0], files, cfg, cfg.warmup_s, seed=999)
                 growth = measure_growth((base, proc), small, files, cfg)
         profiles = None
         if profile_dir is not None:

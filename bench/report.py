@@ -225,10 +225,10 @@ def _directory_section(d: dict) -> list[str]:
     if d.get("error"):
         lines += [f"**The directory benchmark failed:** `{d['error']}`", ""]
     lines += [
-        f"The store is seeded directly with `Store.bulk_seed` (each file on {cfg.get('replication')} peers, "
+        f"The store is seeded directly with `devtools.store_tools.bulk_seed` (each file on {cfg.get('replication')} peers, "
         f"so the replication target is already met and heartbeats find no work), every seeded peer "
         f"freshly seen and the lease set to {cfg.get('lease_s'):.0f} s. gunicorn serves "
-        f"`directory_api:create_app()` with `-k gthread -w {cfg.get('workers')} --threads {cfg.get('threads')}` "
+        f"`directory_api.wsgi:app` with `-k gthread -w {cfg.get('workers')} --threads {cfg.get('threads')}` "
         f"on 127.0.0.1; wrk runs `-t{cfg.get('wrk_threads')} -c{cfg.get('connections')} "
         f"-d{cfg.get('duration_s'):g}s --latency` with the Lua scripts of `bench/lua/` "
         f"after a {cfg.get('warmup_s'):g} s warm-up of each workload, in {cfg.get('rounds')} rounds; in each "

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from bench.common import (BENCH_DIR, ROOT, MiB, Proc, disk_free_bytes, free_port, http_json, proc_status_kib,
                           run_alone, run_timed, summary, wait_port)
+from bench.profiling import py_spy, record, stop, summarize_profile
 from peer_node.hashing import sha256_file
 
 log = logging.getLogger(__name__)
@@ -214,8 +215,6 @@ def cli_startup_s(cwd: Path) -> float:
 
 def profile_get(directory: str, sha: str, peer: Proc, tmp: Path, out_dir: Path, label: str) -> dict:
     """One unmeasured `p2p get` run under py-spy, with the serving peer recorded alongside; answers hot frames."""
-    from bench.profile import py_spy, record, summarize_profile
-
     out_dir.mkdir(parents=True, exist_ok=True)
     got = tmp / "out" / "profiled.bin"
     server_raw = record(peer.pid, 900, tmp / f"{label}-server", "raw")
@@ -234,11 +233,7 @@ def profile_get(directory: str, sha: str, peer: Proc, tmp: Path, out_dir: Path, 
     finally:
         for spy in (server_raw, server_svg):
             spy.send_signal(2)  # SIGINT: py-spy writes what it has, then exits
-            try:
-                spy.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                spy.kill()
-                spy.wait()
+            stop(spy)
     return {
         "client": {"flamegraph": f"{label}-client.svg",
                    **summarize_profile([tmp / f"{label}-client.txt"], "peer_node/")},

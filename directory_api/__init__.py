@@ -1,14 +1,19 @@
-"""The directory of the P2P network: a Flask app built by create_app(config)."""
+"""The directory of the P2P network: a Flask app built by create_app(config).
+
+create_app only assembles; the entry points (``directory_api.wsgi`` for gunicorn,
+``python -m directory_api``) read the settings and start the background threads.
+"""
 from __future__ import annotations
 
 import logging
-import os
+import time
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from flask import Flask
 
-from .config import ConfigError, DirectoryConfig
+from .config import DirectoryConfig
+from .errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +33,13 @@ class DirectoryContext:
     leases: Any = None
     sweeper: Any = None
 
+    def start(self) -> "DirectoryContext":
+        """Start the background threads: the lease writer, and the sweeper when configured."""
+        self.leases.start()
+        if self.sweeper is not None:
+            self.sweeper.start()
+        return self
+
     def close(self) -> None:
         """Stop the background threads (writing pending lease renewals) and close the database pool."""
         if self.sweeper is not None:
@@ -37,31 +49,29 @@ class DirectoryContext:
         self.store.dispose()
 
 
-def create_app(config: Mapping[str, Any] | DirectoryConfig | None = None) -> Flask:
-    """Build the directory app; config is a dict of DirectoryConfig fields, or None to read P2P_* env vars."""
-    from .errors import register_error_handlers
+def create_app(config: Mapping[str, Any] | DirectoryConfig, *, clock: Callable[[], float] = time.time) -> Flask:
+    """Build the directory app from a DirectoryConfig or a dict of its fields; starts no thread.
+
+    clock: the time source of liveness and planning (tests inject one). Call
+    app.extensions["p2p"].start() to run the lease writer and the sweeper.
+    """
     from .liveness import LeaseRenewals, Liveness, Sweeper
     from .replication import Planner
     from .store import Store
     from .views import files, meta, peers, replication, session
+    from .views.problems import register_error_handlers
 
-    if config is None:
-        cfg = DirectoryConfig.from_env(os.environ)
-    elif isinstance(config, DirectoryConfig):
-        cfg = config
-    else:
-        cfg = DirectoryConfig.from_mapping(config)
-
+    cfg = config if isinstance(config, DirectoryConfig) else DirectoryConfig.from_mapping(config)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = cfg.max_body_bytes
     app.json.sort_keys = False
     store = Store(cfg.database_url)
     store.create_schema()
-    liveness = Liveness(cfg)
+    liveness = Liveness(cfg, clock=clock)
     ctx = DirectoryContext(cfg, store, liveness, Planner(cfg, store, liveness),
-                           leases=LeaseRenewals(liveness, store, cfg.lease_flush_s).start())
+                           leases=LeaseRenewals(liveness, store, cfg.lease_flush_s))
     if cfg.sweep:
-        ctx.sweeper = Sweeper(liveness, store, cfg.sweep_every_s).start()
+        ctx.sweeper = Sweeper(liveness, store, cfg.sweep_every_s)
     app.extensions["p2p"] = ctx
 
     register_error_handlers(app)

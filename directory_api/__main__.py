@@ -2,54 +2,56 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import socket
 import sys
 
 import click
 
-from .config import DEFAULT_DATABASE_URL, DEFAULT_REPLICATION, ConfigError, DirectoryConfig
+from .config import SETTINGS_BY_FIELD, DirectoryConfig, load_config
+from .errors import ConfigError
 
 log = logging.getLogger(__name__)
+
+SERVE_SETTINGS = ("host", "port", "database_url", "lease_s", "replication", "replication_deadline_s")
 
 
 class _Stop(Exception):
     """Raised by the signal handler to leave serve_forever."""
 
 
-def _database_option(f):
-    return click.option("--database", "database", envvar="P2P_DATABASE_URL", default=DEFAULT_DATABASE_URL,
-                        show_default=True, help="SQLAlchemy URL (sqlite:///... or postgresql+psycopg://...)")(f)
+def setting_options(fields):
+    """Decorator: one click option per setting of the table (text; parsed by load_config)."""
+
+    def decorate(f):
+        for name in reversed(fields):
+            setting = SETTINGS_BY_FIELD[name]
+            f = click.option(setting.flag, setting.field, default=None, metavar=setting.metavar,
+                             help=setting.help_text)(f)
+        return f
+
+    return decorate
 
 
 @click.group(invoke_without_command=True)
-@click.option("--host", envvar="P2P_HOST", default="127.0.0.1", show_default=True, help="address to bind")
-@click.option("--port", envvar="P2P_PORT", type=click.IntRange(0, 65535), default=5000, show_default=True,
-              help="port to bind (0 = any free port)")
-@_database_option
-@click.option("--lease", envvar="P2P_LEASE_S", type=click.FloatRange(min=0, min_open=True), default=45.0,
-              show_default=True, help="lease in seconds: a peer is live while last_seen + lease >= now")
-@click.option("--replication", envvar="P2P_REPLICATION", type=click.IntRange(min=1),
-              default=DEFAULT_REPLICATION, show_default=True, help="copies wanted of each file (1 = off)")
-@click.option("--replication-deadline", "replication_deadline", envvar="P2P_REPLICATION_DEADLINE_S",
-              type=click.FloatRange(min=0, min_open=True), default=None,
-              help="seconds a planned copy may take before it is planned again [default: max(30, 3 x lease)]")
+@setting_options(SERVE_SETTINGS)
 @click.pass_context
-def cli(ctx, host, port, database, lease, replication, replication_deadline):
+def cli(ctx, **flags):
     """Run the directory of the P2P network."""
     if ctx.invoked_subcommand is not None:
         return
-    serve(host, port, DirectoryConfig(database_url=database, lease_s=lease, replication=replication,
-                                      replication_deadline_s=replication_deadline))
+    serve(load_config(flags, os.environ, fields=SERVE_SETTINGS))
 
 
 @cli.command("init-db")
-@_database_option
-def init_db(database):
+@setting_options(("database_url",))
+def init_db(**flags):
     """Create the tables and indexes, then exit."""
     from .store import Store
 
-    store = Store(database)
+    config = load_config(flags, os.environ, fields=("database_url",))
+    store = Store(config.database_url)
     try:
         store.create_schema()
     finally:
@@ -57,19 +59,25 @@ def init_db(database):
     click.echo("schema ready")
 
 
-def serve(host: str, port: int, config: DirectoryConfig) -> None:
-    """Serve the app with werkzeug's threaded server until SIGTERM or SIGINT."""
+def serve(config: DirectoryConfig) -> None:
+    """Serve the app with werkzeug's threaded server on config.host:port until SIGTERM or SIGINT."""
     from werkzeug.serving import make_server
 
     from . import create_app
 
+    host, port = config.host, config.port
     # Bind first: a busy port is then one clear error, before any database work, and
     # werkzeug (which would print its own message and exit) never sees the failure.
     try:
         sock = _bind(host, port)
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    app = create_app(config)
+    try:
+        app = create_app(config)
+    except BaseException:
+        sock.close()
+        raise
+    context = app.extensions["p2p"].start()
     bound_port = sock.getsockname()[1]
     server = make_server(host, bound_port, app, threaded=True, fd=sock.fileno())
 
@@ -92,7 +100,7 @@ def serve(host: str, port: int, config: DirectoryConfig) -> None:
     finally:
         server.server_close()
         sock.close()
-        app.extensions["p2p"].close()
+        context.close()
 
 
 def _bind(host: str, port: int) -> socket.socket:

@@ -1,27 +1,40 @@
-"""The directory's settings: one small dataclass, filled from a dict (tests) or the environment."""
+"""The directory's settings: one frozen dataclass, filled once at an entry point.
+
+``SETTINGS`` is the one table of what an operator sets: each row gives a field of
+``DirectoryConfig`` its flag, its environment variable, its parser and its help, once; the
+default is the dataclass field's. ``python -m directory_api`` generates its click options from
+the table and the WSGI entry reads the environment through it (``load_config``), so both
+understand the same names and print the same errors. Precedence: flag > ``DIRECTORY_*``
+variable > deprecated ``P2P_*`` variable > default.
+
+The directory's variables start with ``DIRECTORY_``; the peer's start with ``P2P_``. The old
+directory-only names (``P2P_DATABASE_URL``, ``P2P_LEASE_S``, ``P2P_REPLICATION``,
+``P2P_REPLICATION_DEADLINE_S``) still work for this release, with a warning; ``P2P_HOST`` and
+``P2P_PORT`` are the peer's and are ignored, with a warning, so that a shell exporting them for
+a peer does not move the directory.
+"""
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
-DEFAULT_DATABASE_URL = "sqlite:///directory.db"
-DEFAULT_LEASE_S = 45.0
-DEFAULT_REPLICATION = 2
+from .errors import ConfigError
 
-
-class ConfigError(ValueError):
-    """A setting is missing or malformed; the message names the key and what is wrong."""
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class DirectoryConfig:
     """Everything the directory reads once at start; nothing else reads the environment."""
 
-    database_url: str = DEFAULT_DATABASE_URL
-    lease_s: float = DEFAULT_LEASE_S
-    replication: int = DEFAULT_REPLICATION
+    host: str = "127.0.0.1"
+    port: int = 5000
+    database_url: str = "sqlite:///directory.db"
+    lease_s: float = 45.0
+    replication: int = 2
     # None means "derived from the lease" (see the properties below).
     replication_deadline_s: float | None = None
     replication_interval_s: float | None = None
@@ -40,6 +53,10 @@ class DirectoryConfig:
     secret_hash_method: str = "scrypt"
 
     def __post_init__(self):
+        if not isinstance(self.host, str) or not self.host.strip():
+            raise ConfigError(f"host: must be a host name or address, got {self.host!r}")
+        if isinstance(self.port, bool) or not isinstance(self.port, int) or not 0 <= self.port <= 65535:
+            raise ConfigError(f"port: must be an integer between 0 and 65535, got {self.port!r}")
         _positive("lease_s", self.lease_s)
         if not isinstance(self.replication, int) or isinstance(self.replication, bool) or self.replication < 1:
             raise ConfigError(f"replication: must be an integer >= 1, got {self.replication!r}")
@@ -86,34 +103,152 @@ class DirectoryConfig:
             raise ConfigError(f"unknown setting(s): {', '.join(unknown)}")
         return cls(**dict(values))
 
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> "DirectoryConfig":
-        """Build a config from P2P_DATABASE_URL, P2P_LEASE_S, P2P_REPLICATION and P2P_REPLICATION_DEADLINE_S."""
-        values: dict[str, Any] = {}
-        if environ.get("P2P_DATABASE_URL"):
-            values["database_url"] = environ["P2P_DATABASE_URL"]
-        if environ.get("P2P_LEASE_S"):
-            values["lease_s"] = _parse_float("P2P_LEASE_S", environ["P2P_LEASE_S"])
-        if environ.get("P2P_REPLICATION"):
-            values["replication"] = _parse_int("P2P_REPLICATION", environ["P2P_REPLICATION"])
-        if environ.get("P2P_REPLICATION_DEADLINE_S"):
-            values["replication_deadline_s"] = _parse_float(
-                "P2P_REPLICATION_DEADLINE_S", environ["P2P_REPLICATION_DEADLINE_S"])
-        return cls(**values)
+
+# -- parsers: text from a flag or a variable -> value, ValueError saying what is wrong ----------
 
 
-def _parse_float(name: str, raw: str) -> float:
+def parse_host(raw: str) -> str:
+    """A host name or address to bind."""
+    if not raw.strip():
+        raise ValueError("is empty")
+    return raw.strip()
+
+
+def parse_port(raw: str) -> int:
+    """A TCP port 0..65535 (0 = any free port)."""
+    port = _int(raw)
+    if not 0 <= port <= 65535:
+        raise ValueError(f"must be a port between 0 and 65535, got {port}")
+    return port
+
+
+def parse_database_url(raw: str) -> str:
+    """An SQLAlchemy URL (scheme://...)."""
+    if "://" not in raw:
+        raise ValueError(f"not a database URL: {raw!r} (try sqlite:///directory.db)")
+    return raw
+
+
+def parse_seconds(raw: str) -> float:
+    """A number of seconds > 0."""
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError:
-        raise ConfigError(f"{name}: not a number: {raw!r}") from None
+        raise ValueError(f"not a number: {raw!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"must be a number > 0, got {raw!r}")
+    return value
 
 
-def _parse_int(name: str, raw: str) -> int:
+def parse_copies(raw: str) -> int:
+    """A count of copies >= 1."""
+    value = _int(raw)
+    if value < 1:
+        raise ValueError(f"must be an integer >= 1, got {value}")
+    return value
+
+
+def _int(raw: str) -> int:
     try:
-        return int(raw)
+        return int(raw.strip())
     except ValueError:
-        raise ConfigError(f"{name}: not an integer: {raw!r}") from None
+        raise ValueError(f"not an integer: {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One operator setting: a DirectoryConfig field with its flag, variable, parser and help."""
+
+    field: str
+    flag: str
+    env: str
+    parse: Callable[[str], Any]
+    metavar: str
+    help: str
+    default_help: str | None = None  # shown instead of the default when the default is derived
+    deprecated_env: str | None = None  # the old name, still read for one release
+    peer_env: str | None = None  # the peer's variable of the same meaning: ignored here
+
+    @property
+    def default(self) -> Any:
+        """The dataclass default of this field."""
+        return DirectoryConfig.__dataclass_fields__[self.field].default
+
+    @property
+    def help_text(self) -> str:
+        """The --help line: what it is, its variable and its default."""
+        default = self.default_help or str(self.default)
+        return f"{self.help} [env: {self.env}; default: {default}]"
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("host", "--host", "DIRECTORY_HOST", parse_host, "HOST", "address to bind",
+            peer_env="P2P_HOST"),
+    Setting("port", "--port", "DIRECTORY_PORT", parse_port, "PORT", "port to bind (0 = any free port)",
+            peer_env="P2P_PORT"),
+    Setting("database_url", "--database", "DIRECTORY_DATABASE_URL", parse_database_url, "URL",
+            "SQLAlchemy URL (sqlite:///... or postgresql+psycopg://...)", deprecated_env="P2P_DATABASE_URL"),
+    Setting("lease_s", "--lease", "DIRECTORY_LEASE_S", parse_seconds, "SECONDS",
+            "lease in seconds: a peer is live while last_seen + lease >= now", deprecated_env="P2P_LEASE_S"),
+    Setting("replication", "--replication", "DIRECTORY_REPLICATION", parse_copies, "N",
+            "copies wanted of each file (1 = off)", deprecated_env="P2P_REPLICATION"),
+    Setting("replication_deadline_s", "--replication-deadline", "DIRECTORY_REPLICATION_DEADLINE_S",
+            parse_seconds, "SECONDS", "seconds a planned copy may take before it is planned again",
+            default_help="max(30, 3 x lease)", deprecated_env="P2P_REPLICATION_DEADLINE_S"),
+)
+SETTINGS_BY_FIELD = {s.field: s for s in SETTINGS}
+
+
+def load_config(flags: Mapping[str, str | None] | None = None, environ: Mapping[str, str] | None = None,
+                fields: Iterable[str] | None = None, **fixed: Any) -> DirectoryConfig:
+    """The config from flags ({field: text or None}), the environment and the defaults.
+
+    fields: only these settings of the table are read (init-db needs only the database).
+    fixed: other DirectoryConfig fields, as values. A malformed value raises ConfigError
+    naming the flag or variable; warnings about deprecated or ignored variables are logged
+    once the config is known to be good.
+    """
+    flags, environ = flags or {}, environ or {}
+    wanted = set(SETTINGS_BY_FIELD if fields is None else fields)
+    values: dict[str, Any] = dict(fixed)
+    warnings: list[str] = []
+    for setting in SETTINGS:
+        if setting.field not in wanted:
+            continue
+        raw, source = _pick(setting, flags, environ, warnings)
+        if raw is None:
+            continue
+        try:
+            values[setting.field] = setting.parse(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
+    config = DirectoryConfig(**values)
+    for warning in warnings:
+        log.warning("%s", warning)
+    return config
+
+
+def _pick(setting: Setting, flags: Mapping[str, str | None], environ: Mapping[str, str],
+          warnings: list[str]) -> tuple[str | None, str | None]:
+    """The text that wins for one setting and where it came from (flag or variable name)."""
+    flag, current = flags.get(setting.field), environ.get(setting.env) or None
+    if setting.peer_env and environ.get(setting.peer_env) and current is None:
+        warnings.append(f"{setting.peer_env} is a peer setting; the directory reads {setting.env}; ignoring it")
+    old = (environ.get(setting.deprecated_env) or None) if setting.deprecated_env else None
+    if old is not None:
+        if flag is None and current is None:
+            warnings.append(f"{setting.deprecated_env} is deprecated: rename it {setting.env} "
+                            f"(the old name stops working in the next release)")
+        else:
+            winner = setting.flag if flag is not None else setting.env
+            warnings.append(f"{setting.deprecated_env} is deprecated and ignored: {winner} is set")
+    if flag is not None:
+        return flag, setting.flag
+    if current is not None:
+        return current, setting.env
+    if old is not None:
+        return old, setting.deprecated_env
+    return None, None
 
 
 def _positive(name: str, value: Any) -> None:

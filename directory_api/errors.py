@@ -1,19 +1,49 @@
-"""Every error the directory answers with, and the handlers that render them as problem+json."""
+"""Every error the directory raises, under one root.
+
+DirectoryError
+├── ConfigError            a setting is missing or malformed (the entry points print it)
+├── StoreError             the database cannot do it now; not an HTTP error (the views answer 503)
+│   └── WriteLockTimeout
+└── ApiError               what a request gets back: status, title, slug, problem+json extras
+    ├── BadRequest
+    │   └── ValidationError
+    ├── Unauthorized, Forbidden, NotFound, Conflict, PayloadTooLarge
+    └── ServiceUnavailable
+
+The handlers that render them live with the views (views/problems.py).
+"""
 from __future__ import annotations
 
-import logging
-
-from flask import Flask, jsonify
-from werkzeug.exceptions import HTTPException
-
-log = logging.getLogger(__name__)
-
-PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "urn:p2p:problem:"
 
 
 class DirectoryError(Exception):
-    """Root of every error the API reports; carries status, title and structured extras."""
+    """Root of every error of the directory."""
+
+
+class ConfigError(DirectoryError):
+    """A setting is missing or malformed; the message names the flag or variable and what is wrong."""
+
+
+class StoreError(DirectoryError):
+    """The database could not do what was asked, for now; data names the values behind it."""
+
+    def __init__(self, message: str, **data):
+        super().__init__(message)
+        self.data = data
+
+
+class WriteLockTimeout(StoreError):
+    """Another writer kept the database locked for longer than timeout_s."""
+
+    def __init__(self, timeout_s: float):
+        super().__init__(f"the database stayed locked by another writer for {timeout_s:g} s; try again",
+                         timeout_s=timeout_s)
+        self.timeout_s = timeout_s
+
+
+class ApiError(DirectoryError):
+    """An error a request is answered with; carries status, title and structured extras."""
 
     status = 500
     title = "Internal Server Error"
@@ -31,7 +61,7 @@ class DirectoryError(Exception):
         return body
 
 
-class BadRequest(DirectoryError):
+class BadRequest(ApiError):
     """The request cannot be read (e.g. malformed JSON)."""
 
     status, title, slug = 400, "Bad Request", "bad-request"
@@ -47,88 +77,37 @@ class ValidationError(BadRequest):
         self.field = field
 
 
-class Unauthorized(DirectoryError):
+class Unauthorized(ApiError):
     """Missing, unknown or expired credentials."""
 
     status, title, slug = 401, "Unauthorized", "unauthorized"
 
 
-class Forbidden(DirectoryError):
+class Forbidden(ApiError):
     """The caller may not change another peer's records."""
 
     status, title, slug = 403, "Forbidden", "forbidden"
 
 
-class NotFound(DirectoryError):
+class NotFound(ApiError):
     """No such peer, file or route."""
 
     status, title, slug = 404, "Not Found", "not-found"
 
 
-class Conflict(DirectoryError):
+class Conflict(ApiError):
     """The request conflicts with the current state."""
 
     status, title, slug = 409, "Conflict", "conflict"
 
 
-class PayloadTooLarge(DirectoryError):
+class PayloadTooLarge(ApiError):
     """The body or the file list is larger than allowed."""
 
     status, title, slug = 413, "Payload Too Large", "payload-too-large"
 
 
-class ServiceUnavailable(DirectoryError):
-    """The store cannot be reached."""
+class ServiceUnavailable(ApiError):
+    """The store cannot be reached or cannot do it now."""
 
     status, title, slug = 503, "Service Unavailable", "unavailable"
-
-
-class WriteLockTimeout(ServiceUnavailable):
-    """Another writer kept the database locked for longer than timeout_s."""
-
-    def __init__(self, timeout_s: float):
-        super().__init__(f"the database stayed locked by another writer for {timeout_s:g} s; try again",
-                         timeout_s=timeout_s)
-        self.timeout_s = timeout_s
-
-
-def problem_response(problem: dict, headers: dict | None = None):
-    """A Flask response carrying a problem document with its media type."""
-    response = jsonify(problem)
-    response.status_code = problem["status"]
-    response.mimetype = PROBLEM_JSON
-    for key, value in (headers or {}).items():
-        response.headers[key] = value
-    return response
-
-
-def register_error_handlers(app: Flask) -> None:
-    """Render every error, ours or werkzeug's or unexpected, as application/problem+json."""
-
-    @app.errorhandler(DirectoryError)
-    def _ours(error: DirectoryError):
-        headers = {"WWW-Authenticate": 'Bearer realm="p2p-directory"'} if error.status == 401 else None
-        return problem_response(error.to_problem(), headers)
-
-    @app.errorhandler(HTTPException)
-    def _http(error: HTTPException):
-        status = error.code or 500
-        slug = (error.name or "error").lower().replace(" ", "-")
-        problem = {
-            "type": TYPE_BASE + slug,
-            "title": error.name or "Error",
-            "status": status,
-            "detail": error.description or error.name or "",
-        }
-        headers = {}
-        # 405 must keep its Allow header so clients learn the valid methods.
-        for key, value in error.get_headers():
-            if key.lower() == "allow":
-                headers[key] = value
-        return problem_response(problem, headers)
-
-    @app.errorhandler(Exception)
-    def _unexpected(error: Exception):
-        # Never leak a traceback to the client; keep it in the log for the operator.
-        log.exception("unhandled error: %s", error)
-        return problem_response(DirectoryError("the directory failed to handle this request").to_problem())

@@ -7,7 +7,8 @@ No SQL here: the planner asks the store. Rules:
   order from a random point, so unplaceable files cannot starve the rest) get copies planned:
   backups are live peers that accept uploads, neither hold, await nor dropped the file, have room
   (free_bytes unknown counts as room; bytes of copies already awaited are reserved) and await
-  fewer than ``max_pending_per_peer`` copies. Among them the highest rendezvous score
+  fewer than ``max_pending_per_peer`` copies: one rule, ``store.copies.backup_eligible``, which
+  the summary's "unplaceable" count uses too. Among them the highest rendezvous score
   sha256(f"{sha256}:{peer_id}") wins, so the choice is stable and spread evenly.
 - A copy is recorded with a deadline (``deadline_s``) and handed to the planning holder in
   its heartbeat answer, once. It completes when the backup indexes that sha256; past its
@@ -51,13 +52,9 @@ def rendezvous_score(sha256: str, peer_id: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{sha256}:{peer_id}".encode()).digest()[:8], "big")
 
 
-def rank_backups(sha256: str, size: int, candidates: list[dict], max_pending: int) -> list[dict]:
-    """Eligible candidates (room, load) for one file, best rendezvous score first."""
-    eligible = [
-        c for c in candidates
-        if c["pending"] < max_pending and (c["free_bytes"] is None or c["free_bytes"] - c["reserved"] >= size)
-    ]
-    return sorted(eligible, key=lambda c: rendezvous_score(sha256, c["peer_id"]), reverse=True)
+def rank_backups(sha256: str, candidates: list[dict]) -> list[dict]:
+    """Eligible candidates for one file (the store decides eligibility), best rendezvous score first."""
+    return sorted(candidates, key=lambda c: rendezvous_score(sha256, c["peer_id"]), reverse=True)
 
 
 class Planner:
@@ -81,7 +78,7 @@ class Planner:
         """True when this holder's files should be checked again."""
         return self.enabled and now - planned_at >= self.interval_s
 
-    def plan_for_holder(self, conn: Connection, peer_id: str, now: float) -> int:
+    def plan_for_holder(self, peer_id: str, now: float, *, conn: Connection) -> int:
         """Plan copies for files peer_id holds that are below R; returns how many were recorded."""
         live_since = self.liveness.live_since(now)
         self.store.drop_expired_copies(now, live_since, conn=conn)
@@ -93,8 +90,9 @@ class Planner:
             peer_id, self.target, live_since, now, self.max_plans, start, conn=conn
         )
         for item in short:
-            candidates = self.store.backup_candidates(item["sha256"], live_since, now, conn=conn)
-            ranked = rank_backups(item["sha256"], item["size"], candidates, self.max_pending)
+            candidates = self.store.backup_candidates(item["sha256"], item["size"], live_since, now,
+                                                      self.max_pending, conn=conn)
+            ranked = rank_backups(item["sha256"], candidates)
             for backup in ranked[: item["need"]]:
                 if self.store.add_pending_copy(
                     item["sha256"], item["name"], item["size"], peer_id, backup["peer_id"],
@@ -114,7 +112,7 @@ class Planner:
             return []
         if self.due(session.planned_at, now):
             with self.store.write() as conn:
-                self.plan_for_holder(conn, session.peer_id, now)
+                self.plan_for_holder(session.peer_id, now, conn=conn)
                 return self.store.take_handouts(session.peer_id, now, conn=conn)
         # Most heartbeats find no work, which the renewal itself reported: nothing more to ask.
         if not session.has_handouts:

@@ -248,8 +248,8 @@ def p2p_argv():
 
 
 def child_env(**extra):
-    """Our environment without any P2P_* setting of the user's, plus the given ones."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("P2P_")}
+    """Our environment without any P2P_* or DIRECTORY_* setting of the user's, plus the given ones."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("P2P_", "DIRECTORY_"))}
     env["PYTHONUNBUFFERED"] = "1"
     # this checkout's packages, whatever folder the demo is started from
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)

@@ -4,8 +4,8 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, request
 
 from .. import validation
-from ..errors import NotFound, ValidationError
-from ..store import CursorError, decode_cursor, encode_cursor
+from ..errors import NotFound
+from .paging import decode_cursor, encode_cursor
 
 bp = Blueprint("files", __name__)
 
@@ -16,12 +16,7 @@ def search():
     ctx = current_app.extensions["p2p"]
     query = validation.query_text(request.args.get("q"))
     limit = validation.limit(request.args.get("limit"))
-    after = 0
-    if request.args.get("cursor"):
-        try:
-            after = decode_cursor(request.args["cursor"])
-        except CursorError as exc:
-            raise ValidationError("cursor", str(exc)) from None
+    after = decode_cursor(request.args["cursor"]) if request.args.get("cursor") else 0
     page = ctx.store.search(query, ctx.liveness.live_since(), limit, after)
     next_cursor = encode_cursor(page["next_after"]) if page["next_after"] is not None else None
     return jsonify(results=page["results"], next_cursor=next_cursor)

@@ -1,4 +1,5 @@
 """directory_api.liveness: the lease rule, the gRPC health probe, reports and the sweep."""
+import threading
 import time
 
 import pytest
@@ -7,7 +8,7 @@ from grpc_health.v1 import health_pb2
 from directory_api.config import DirectoryConfig
 from directory_api.liveness import LeaseRenewals, Liveness, Sweeper
 from directory_api.store import Store
-from tests.fixtures.directory import entry
+from tests.fixtures.directory import FakeClock, entry
 
 
 def make(lease=10.0, now=1000.0, **kw):
@@ -49,8 +50,9 @@ def _store(tmp_path):
 
 
 def test_report_unreachable(tmp_path, health_server, closed_port):
-    store, now = _store(tmp_path), time.time()
-    lv = Liveness(DirectoryConfig(lease_s=10))
+    clock = FakeClock()
+    store, now = _store(tmp_path), clock()
+    lv = Liveness(DirectoryConfig(lease_s=10), clock=clock)
     for pid, addr in [("up", health_server), ("down", f"127.0.0.1:{closed_port}")]:
         store.register_peer(pid, "h", now)
         store.start_session(pid, f"t-{pid}", addr, now, files_=[entry(pid)])
@@ -75,25 +77,37 @@ def test_sweep_deletes_only_long_dead(tmp_path):
     store.dispose()
 
 
+class ObservedSweeper(Sweeper):
+    """The real sweeper thread, telling the test when a sweep is done."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.swept = threading.Event()
+
+    def tick(self):
+        super().tick()
+        self.swept.set()
+
+
 def test_sweeper_thread_runs_and_stops(tmp_path):
-    store = _store(tmp_path)
-    store.register_peer("ancient", "h", 0.0)
-    sweeper = Sweeper(Liveness(DirectoryConfig(lease_s=1)), store, 0.05).start()
-    deadline = time.monotonic() + 5
-    while store.peer("ancient") is not None and time.monotonic() < deadline:
-        time.sleep(0.05)
+    store, clock = _store(tmp_path), FakeClock()
+    store.register_peer("ancient", "h", clock() - 1000)
+    sweeper = ObservedSweeper(Liveness(DirectoryConfig(lease_s=1), clock=clock), store, 0.05).start()
+    assert sweeper.swept.wait(5)
     assert store.peer("ancient") is None
     sweeper.stop()
     assert not sweeper.running
     store.dispose()
 
 
-def test_create_app_sweeper_is_optional(make_app):
+def test_create_app_starts_no_thread_until_asked(make_app):
     assert make_app().extensions["p2p"].sweeper is None
     ctx = make_app(sweep=True, sweep_interval_s=0.1).extensions["p2p"]
-    assert ctx.sweeper.running
+    assert not ctx.sweeper.running and not ctx.leases.running
+    ctx.start()
+    assert ctx.sweeper.running and ctx.leases.running
     ctx.close()
-    assert not ctx.sweeper.running
+    assert not ctx.sweeper.running and not ctx.leases.running
 
 
 # -- lease renewals written in batches -------------------------------------------------
@@ -104,13 +118,16 @@ class CountingStore:
 
     def __init__(self, store, fail=0):
         self._store, self.fail, self.batches = store, fail, []
+        self.written = threading.Event()
 
     def renew_leases(self, renewals):
         if self.fail:
             self.fail -= 1
             raise RuntimeError("database restarting")
         self.batches.append(len(renewals))
-        return self._store.renew_leases(renewals)
+        result = self._store.renew_leases(renewals)
+        self.written.set()
+        return result
 
     def __getattr__(self, name):
         return getattr(self._store, name)
@@ -198,9 +215,7 @@ def test_a_failed_flush_keeps_the_renewals_for_the_next(sessions):
 def test_the_writer_thread_flushes_by_itself_and_on_stop(sessions):
     leases, counting = _renewals(sessions, flush_s=0.05)
     leases.heartbeat("t-a", 105.0)
-    deadline = time.monotonic() + 5
-    while sessions.peer("a")["last_seen"] != 105.0 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    assert counting.written.wait(5)
     assert sessions.peer("a")["last_seen"] == 105.0
     leases.heartbeat("t-b", 106.0)
     leases.stop()

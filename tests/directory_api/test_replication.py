@@ -1,6 +1,5 @@
 """directory_api.replication: who gets a copy, when, and that it is never planned twice."""
 import collections
-import time
 
 import pytest
 
@@ -20,19 +19,17 @@ def test_rendezvous_is_stable_and_balanced():
     assert rendezvous_score(sha(1), "a") == rendezvous_score(sha(1), "a")
 
 
-def test_rank_backups_filters_room_and_load():
-    cands = [
-        {"peer_id": "full", "free_bytes": 100, "reserved": 60, "pending": 0},
-        {"peer_id": "busy", "free_bytes": None, "reserved": 0, "pending": 4},
-        {"peer_id": "roomy", "free_bytes": 100, "reserved": 0, "pending": 0},
-        {"peer_id": "unknown", "free_bytes": None, "reserved": 0, "pending": 3},
-    ]
-    assert {c["peer_id"] for c in rank_backups(sha(1), 50, cands, 4)} == {"roomy", "unknown"}
+def test_rank_backups_only_orders_by_rendezvous_score():
+    cands = [{"peer_id": f"p{i}"} for i in range(6)]
+    ranked = [c["peer_id"] for c in rank_backups(sha(1), cands)]
+    assert sorted(ranked) == [c["peer_id"] for c in cands]  # eligibility is the store's: nothing dropped
+    scores = [rendezvous_score(sha(1), p) for p in ranked]
+    assert scores == sorted(scores, reverse=True)
 
 
 def test_planner_disabled_at_r1(app):
     ctx = app.extensions["p2p"]
-    assert not ctx.planner.enabled and not ctx.planner.due(0.0, time.time())
+    assert not ctx.planner.enabled and not ctx.planner.due(0.0, 1e9)
 
 
 @pytest.fixture
@@ -83,16 +80,27 @@ def test_pending_copies_per_backup_are_bounded(make_app):
     assert len(a.heartbeat().get_json()["replicate"]) == 2
 
 
-def test_expired_copy_is_planned_again_elsewhere(make_app):
-    app = make_app(replication=2, replication_interval_s=0, replication_deadline_s=0.3, lease_s=5)
+def test_expired_copy_is_planned_again(make_app, clock):
+    app = make_app(replication=2, replication_interval_s=0, replication_deadline_s=0.3, lease_s=5, clock=clock)
+    client = app.test_client()
+    a = login(client, "a", files=[entry("x", n=1)])
+    login(client, "b")
+    [first] = a.heartbeat().get_json()["replicate"]
+    clock.advance(0.2)
+    assert a.heartbeat().get_json()["replicate"] == []  # still pending: handed out once
+    clock.advance(0.2)  # past its deadline: b never indexed it
+    [again] = a.heartbeat().get_json()["replicate"]
+    assert again == first
+
+
+def test_a_backup_that_dies_mid_copy_is_replaced_at_once(make_app):
+    app = make_app(replication=2, replication_interval_s=0, lease_s=5)
     client = app.test_client()
     a = login(client, "a", files=[entry("x", n=1)])
     b, c = login(client, "b"), login(client, "c")
     [first] = a.heartbeat().get_json()["replicate"]
-    # the chosen backup dies mid-copy
     client.post("/api/v1/logout", headers=(b if first["to_peer_id"] == "b" else c).auth)
-    time.sleep(0.4)
-    [second] = a.heartbeat().get_json()["replicate"]
+    [second] = a.heartbeat().get_json()["replicate"]  # no deadline to wait for
     assert second["to_peer_id"] != first["to_peer_id"]
 
 
@@ -151,7 +159,7 @@ def test_two_planners_never_double_plan(tmp_path):
 
     store = Store(f"sqlite:///{tmp_path}/p.db")
     store.create_schema()
-    now = time.time()
+    now = 1_000_000.0
     for pid in ("a", "b", "c"):
         store.register_peer(pid, "h", now)
         store.start_session(pid, f"t{pid}", "127.0.0.1:1", now)
@@ -159,14 +167,44 @@ def test_two_planners_never_double_plan(tmp_path):
     store.replace_files("b", [entry("x", n=1)])
     store.end_session("b", 0.0)  # below target again
     cfg = DirectoryConfig(database_url=store.url, replication=3, replication_interval_s=0)
-    planners = [Planner(cfg, store, Liveness(cfg)) for _ in range(2)]
+    planners = [Planner(cfg, store, Liveness(cfg, clock=lambda: now)) for _ in range(2)]
     # interleave: both see the same shortage before either records anything
     short = [store.under_replicated_for_holder("a", 3, now - 10, now, 10) for _ in planners]
     assert short[0] == short[1] and short[0][0]["need"] == 2
     with store.write() as conn:
-        assert planners[0].plan_for_holder(conn, "a", now) == 1  # only c is eligible
+        assert planners[0].plan_for_holder("a", now, conn=conn) == 1  # only c is eligible
     with store.write() as conn:
-        assert planners[1].plan_for_holder(conn, "a", now) == 0
+        assert planners[1].plan_for_holder("a", now, conn=conn) == 0
     assert store.add_pending_copy(sha(1), "x", 10, "a", "c", now, now + 30) is False
     assert [p["to_peer_id"] for p in store.pending_for(sha(1), now)] == ["c"]
+    store.dispose()
+
+
+@pytest.mark.parametrize("free_bytes, max_pending, placeable", [
+    (100, 4, False),   # 100 free, but 60 are reserved for the copy it awaits: no room for 50
+    (110, 4, True),    # 110 - 60 >= 50
+    (None, 4, True),   # unknown room counts as room
+    (None, 1, False),  # it already awaits as many copies as it may
+])
+def test_the_summary_counts_as_unplaceable_exactly_what_the_planner_cannot_place(
+        tmp_path, free_bytes, max_pending, placeable):
+    """The summary used to ignore reserved bytes: a backup whose free_bytes minus its reserved
+    bytes was too small made the summary say "placeable" while the planner placed nothing."""
+    from directory_api.store import Store
+
+    now = 1_000_000.0
+    store = Store(f"sqlite:///{tmp_path}/agree.db")
+    store.create_schema()
+    for pid, files, free in [("a", [entry("x", n=1, size=50), entry("y", n=2, size=60)], None), ("b", [], free_bytes)]:
+        store.register_peer(pid, "h", now)
+        store.start_session(pid, f"t-{pid}", "127.0.0.1:1", now, free_bytes=free, files_=files)
+    store.add_pending_copy(sha(2), "y", 60, "a", "b", now, now + 30)  # b awaits y: 60 bytes reserved
+    cfg = DirectoryConfig(replication=2, replication_interval_s=0, max_pending_per_peer=max_pending)
+    planner = Planner(cfg, store, Liveness(cfg, clock=lambda: now))
+    summary = planner.summary()
+    assert (summary["below_target"], summary["pending_copies"]) == (2, 1)  # x needs a copy, y has one
+    with store.write() as conn:
+        planned = planner.plan_for_holder("a", now, conn=conn)
+    assert summary["unplaceable"] == (0 if placeable else 1)
+    assert planned == (1 if placeable else 0)
     store.dispose()

@@ -12,13 +12,15 @@ from tests.fixtures.directory import DIRECTORY_READY
 pytestmark = pytest.mark.integration
 
 
-def run_cli(*args, env=None, timeout=30):
+def _clean(env):
+    """os.environ without any variable the directory reads, plus env."""
     import os
 
-    full_env = {**os.environ, **(env or {})}
-    for key in ("P2P_HOST", "P2P_PORT", "P2P_DATABASE_URL", "P2P_LEASE_S", "P2P_REPLICATION"):
-        if env is None or key not in env:
-            full_env.pop(key, None)
+    return {**{k: v for k, v in os.environ.items() if not k.startswith(("DIRECTORY_", "P2P_"))}, **(env or {})}
+
+
+def run_cli(*args, env=None, timeout=30):
+    full_env = _clean(env)
     return subprocess.run([sys.executable, "-m", "directory_api", *args], cwd=ROOT, env=full_env,
                           capture_output=True, text=True, timeout=timeout)
 
@@ -45,8 +47,9 @@ def test_flags_reach_the_app(directory_factory):
 
 
 def test_environment_is_used_and_flags_win(tmp_path):
-    env = {"P2P_HOST": "127.0.0.1", "P2P_PORT": "0", "P2P_DATABASE_URL": f"sqlite:///{tmp_path}/env.db",
-           "P2P_LEASE_S": "9", "P2P_REPLICATION": "4"}
+    env = _clean({"DIRECTORY_HOST": "127.0.0.1", "DIRECTORY_PORT": "0",
+                  "DIRECTORY_DATABASE_URL": f"sqlite:///{tmp_path}/env.db", "DIRECTORY_LEASE_S": "9",
+                  "DIRECTORY_REPLICATION": "4"})
     proc = ServerProcess(python_module("directory_api", "--replication", "1"), DIRECTORY_READY, env=env)
     try:
         url = proc.match.group(1)
@@ -73,8 +76,9 @@ BAD_SETTINGS = [
     (["--port", "70000"], {}),
     (["--database", "nonsense"], {}),
     (["--database", "mysql://u@h/db"], {}),
+    ([], {"DIRECTORY_LEASE_S": "-3"}),
+    ([], {"DIRECTORY_REPLICATION": "two"}),
     ([], {"P2P_LEASE_S": "-3"}),
-    ([], {"P2P_REPLICATION": "two"}),
     (["--no-such-flag"], {}),
     (["init-db", "--database", "nonsense"], {}),
 ]
@@ -84,7 +88,9 @@ BAD_SETTINGS = [
 def test_bad_settings_print_one_line(args, env, monkeypatch, capsys):
     from directory_api.__main__ import main
 
-    for key in ("P2P_HOST", "P2P_PORT", "P2P_DATABASE_URL", "P2P_LEASE_S", "P2P_REPLICATION"):
+    import os
+
+    for key in [k for k in os.environ if k.startswith(("DIRECTORY_", "P2P_"))]:
         monkeypatch.delenv(key, raising=False)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -93,6 +99,19 @@ def test_bad_settings_print_one_line(args, env, monkeypatch, capsys):
     assert exit_.value.code != 0
     out, err = capsys.readouterr()
     assert out == "" and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+
+
+def test_deprecated_and_peer_variables_warn_one_line_each(tmp_path):
+    proc = ServerProcess(python_module("directory_api", "--port", "0"), DIRECTORY_READY,
+                         env=_clean({"P2P_DATABASE_URL": f"sqlite:///{tmp_path}/old.db", "P2P_PORT": "1"}))
+    try:
+        assert (tmp_path / "old.db").exists()
+        warnings = "".join(line for line in proc.lines if "WARNING" in line)
+        assert warnings.count("\n") == 2, proc.output
+        assert "P2P_DATABASE_URL is deprecated: rename it DIRECTORY_DATABASE_URL" in warnings
+        assert "P2P_PORT is a peer setting; the directory reads DIRECTORY_PORT; ignoring it" in warnings
+    finally:
+        assert proc.stop() == 0
 
 
 def test_bad_setting_in_a_real_process():

@@ -1,6 +1,7 @@
 """`make directory` and `make peer CONFIG=...`, the README's way to run the pieces by hand."""
 import shutil
 import signal
+import socket
 
 import pytest
 import requests
@@ -28,7 +29,7 @@ def test_make_directory_and_make_peer(make, tmp_path):
     """Both targets run the real programs; the peer named by CONFIG logs in to the directory."""
     directory = ServerProcess(
         [make, "-s", "-C", ROOT, "directory"], DIRECTORY_READY, own_group=True,
-        env={"P2P_PORT": "0", "P2P_DATABASE_URL": f"sqlite:///{tmp_path}/directory.db"},
+        env={"DIRECTORY_PORT": "0", "DIRECTORY_DATABASE_URL": f"sqlite:///{tmp_path}/directory.db"},
     )
     try:
         url = directory.match.group(1)
@@ -50,3 +51,33 @@ def test_make_directory_and_make_peer(make, tmp_path):
     finally:
         assert directory.stop() in MAKE_STOPPED, directory.output
     assert "stopping" in directory.output
+
+
+def _free_ports(count):
+    """Loopback ports nobody listened on a moment ago (bound together, then released)."""
+    socks = [socket.socket() for _ in range(count)]
+    try:
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def test_directory_port_moves_the_directory_and_the_peers_port_does_not(make, tmp_path):
+    """A shell that exports P2P_PORT for a peer leaves `make directory` where DIRECTORY_PORT says."""
+    mine, peers = _free_ports(2)
+    directory = ServerProcess(
+        [make, "-s", "-C", ROOT, "directory"], DIRECTORY_READY, own_group=True,
+        env={"DIRECTORY_PORT": str(mine), "P2P_PORT": str(peers),
+             "DIRECTORY_DATABASE_URL": f"sqlite:///{tmp_path}/directory.db"},
+    )
+    try:
+        assert directory.match.group(1) == f"http://127.0.0.1:{mine}"
+        assert requests.get(f"http://127.0.0.1:{mine}/api/v1/health", timeout=5).json() == {"status": "ok"}
+        with socket.socket() as probe:
+            assert probe.connect_ex(("127.0.0.1", peers)) != 0  # nobody listens on the peer's port
+    finally:
+        assert directory.stop() in MAKE_STOPPED, directory.output
+    assert "P2P_PORT" not in directory.output  # DIRECTORY_PORT is set: nothing to warn about

@@ -9,10 +9,11 @@ pytestmark = [pytest.mark.postgres, pytest.mark.integration]
 
 def _fresh(url):
     """Drop this run's tables so the processes start from an empty schema."""
+    from devtools.store_tools import drop_schema
     from directory_api.store import Store
 
     store = Store(url)
-    store.drop_schema()
+    drop_schema(store)
     store.dispose()
 
 

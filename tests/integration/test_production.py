@@ -6,22 +6,22 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.procs import ServerProcess
+from tests.procs import ROOT, ServerProcess
 
-GUNICORN = Path(shutil.which("gunicorn") or Path(__file__).resolve().parent.parent / ".venv/bin/gunicorn")
+GUNICORN = Path(shutil.which("gunicorn") or ROOT / ".venv/bin/gunicorn")
 
 
 @pytest.fixture
 def gunicorn_directory(tmp_path):
-    """`gunicorn -w 2 -k gthread --threads 8 'directory_api:create_app()'` on a free loopback port."""
+    """`gunicorn -w 2 -k gthread --threads 8 'directory_api.wsgi:app'` on a free loopback port."""
     if not GUNICORN.exists():
         pytest.fail(f"gunicorn is not installed at {GUNICORN}: run make venv")
     proc = ServerProcess(
         [GUNICORN, "-w", "2", "-k", "gthread", "--threads", "8", "-b", "127.0.0.1:0",
          # one control socket per user by default: two servers at once would fight over it
-         "--no-control-socket", "directory_api:create_app()"],
+         "--no-control-socket", "directory_api.wsgi:app"],
         r"Listening at: (http://\S+)",
-        env={"P2P_DATABASE_URL": f"sqlite:///{tmp_path}/directory.db", "P2P_LEASE_S": "30"},
+        env={"DIRECTORY_DATABASE_URL": f"sqlite:///{tmp_path}/directory.db", "DIRECTORY_LEASE_S": "30"},
     )
     proc.url = proc.match.group(1) + "/api/v1"
     yield proc

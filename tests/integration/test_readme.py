@@ -107,7 +107,7 @@ def live_system(tmp_path_factory):
     base = tmp_path_factory.mktemp("readme")
     # The servers and the blocks run in scratch folders (so no ./peerConfig.ini is picked up);
     # PYTHONPATH makes this checkout's packages importable from there.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("P2P_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("P2P_", "DIRECTORY_"))}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
     started = []
     try:

@@ -337,26 +337,6 @@ def test_a_backup_that_logs_in_again_gets_its_copy_planned_again(make_app):
     assert [o["to_peer_id"] for o in a.heartbeat().get_json()["replicate"]] == ["b"]
 
 
-@pytest.mark.parametrize("args, env, expected", [
-    (["--replication-deadline", "4"], {}, 4.0),
-    ([], {"P2P_REPLICATION_DEADLINE_S": "6.5"}, 6.5),
-    (["--lease", "20"], {}, 60.0),  # default: max(30, 3 x lease)
-])
-def test_replication_deadline_setting(monkeypatch, args, env, expected):
-    from click.testing import CliRunner
-
-    from directory_api import __main__ as cli_main
-    from directory_api.config import DirectoryConfig
-
-    seen = []
-    monkeypatch.setattr(cli_main, "serve", lambda host, port, cfg: seen.append(cfg))
-    result = CliRunner().invoke(cli_main.cli, args, env={"P2P_REPLICATION_DEADLINE_S": "", **env})
-    assert result.exit_code == 0, result.output
-    assert [cfg.deadline_s for cfg in seen] == [expected]
-    if env:
-        assert DirectoryConfig.from_env(env).deadline_s == expected
-
-
 @pytest.mark.parametrize("name, expected", [
     ("notes.txt", "notes.abababababab.txt"),
     ("a/b/report.pdf", "a/b/report.abababababab.pdf"),

@@ -16,6 +16,20 @@ def test_health_reports_a_broken_store(app, client):
     assert r.status_code == 503 and r.mimetype == "application/problem+json"
 
 
+def test_a_store_error_is_a_503_problem_carrying_its_data(app, client):
+    from directory_api.errors import WriteLockTimeout
+
+    def locked(*_a, **_k):
+        raise WriteLockTimeout(0.2)
+
+    app.extensions["p2p"].store.live_peers = locked
+    r = client.get("/api/v1/peers")
+    assert r.status_code == 503 and r.mimetype == "application/problem+json"
+    assert r.get_json() == {"type": "urn:p2p:problem:unavailable", "title": "Service Unavailable", "status": 503,
+                            "detail": "the database stayed locked by another writer for 0.2 s; try again",
+                            "timeout_s": 0.2}
+
+
 @pytest.mark.parametrize("method,path,kwargs,status", [
     ("get", "/nope", {}, 404),
     ("get", "/api/v1/nope", {}, 404),

@@ -17,7 +17,7 @@ import fcntl
 import os
 import threading
 
-from .errors import WriteLockTimeout
+from ..errors import WriteLockTimeout
 
 
 class WriteLock:

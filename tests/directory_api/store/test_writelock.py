@@ -6,7 +6,7 @@ import time
 import pytest
 
 from directory_api.errors import WriteLockTimeout
-from directory_api.writelock import WriteLock
+from directory_api.store.writelock import WriteLock
 
 
 def _bump(lock: WriteLock, counter, rounds: int) -> None:
@@ -74,7 +74,7 @@ def test_a_writer_that_never_finishes_times_out_with_a_clear_error(tmp_path):
         with pytest.raises(WriteLockTimeout, match="locked by another writer for 0.2 s") as info:
             with lock:
                 pass
-        assert info.value.status == 503
+        assert info.value.timeout_s == 0.2
     finally:
         release.set()
         holder.join()

@@ -1,0 +1,34 @@
+"""The only package that speaks SQL: peers, their indexed files and pending copies (SQLAlchemy Core).
+
+Runs unchanged on SQLite (WAL, foreign keys, busy timeout, FTS5 trigram index on names) and on
+PostgreSQL (pg_trgm GIN index). A module per table family, composed into one ``Store``:
+
+- ``engine``: connections, the four kinds of transaction, dialect hooks (and ``writelock``);
+- ``schema``: the tables and ``create_schema``;
+- ``sessions``: peers, secrets, tokens, leases;
+- ``index``: each peer's files (replace, upsert, delete, browse);
+- ``search``: name search and one file's details;
+- ``copies``: pending copies, withdrawals, drops, planning queries, the replication summary.
+
+Every method takes a keyword-only ``conn``: without it the method runs in its own short
+transaction; with it, inside the caller's (see ``Store.write``). Liveness is decided elsewhere:
+queries take ``live_since`` (a peer is live while ``last_seen >= live_since``) and ``now`` as
+plain numbers.
+"""
+from __future__ import annotations
+
+from . import schema
+from .copies import Copies
+from .search import Search
+from .sessions import PeerSession, Sessions
+
+__all__ = ["Store", "PeerSession"]
+
+
+class Store(Sessions, Search, Copies):
+    """The directory's persistent state behind one SQLAlchemy engine."""
+
+    def create_schema(self) -> None:
+        """Create tables and name-search indexes if missing (safe to run concurrently)."""
+        with self.write() as conn:
+            schema.create_schema(conn, self.dialect)

@@ -1,0 +1,262 @@
+"""Pending copies, withdrawals and drops: what replication planning asks and records.
+
+Backup eligibility is decided here once (``backup_eligible``), as one SQL condition used both
+by the planner (``backup_candidates``) and by the summary (``replication_counts``), so the
+"unplaceable" figure can never contradict what the planner does.
+"""
+from __future__ import annotations
+
+from sqlalchemy import Integer, and_, bindparam, case, delete, exists, func, select, update
+from sqlalchemy.engine import Connection
+
+from .engine import StoreEngine, transactional
+from .schema import dropped, files, peers, pending, withdrawn
+
+
+def cancel_copies_of(peer_id: str, *, conn: Connection, sha256: str | None = None) -> int:
+    """Delete the pending copies peer_id was to send or receive (of sha256 only, if given)."""
+    cancel = (pending.c.from_peer_id == peer_id) | (pending.c.to_peer_id == peer_id)
+    if sha256 is not None:
+        cancel = (pending.c.sha256 == sha256) & cancel
+    return conn.execute(delete(pending).where(cancel)).rowcount
+
+
+def _awaited_by_peer(now: float):
+    # Unexpired copies the peer of the enclosing query awaits (served by p2p_pending_to).
+    return pending.c.to_peer_id == peers.c.peer_id, pending.c.deadline >= now
+
+
+def awaited_copies(now: float):
+    """Correlated to peers: how many unexpired copies that peer awaits."""
+    return select(func.count()).select_from(pending).where(*_awaited_by_peer(now)).scalar_subquery()
+
+
+def reserved_bytes(now: float):
+    """Correlated to peers: the bytes of the unexpired copies that peer awaits."""
+    return (
+        select(func.coalesce(func.sum(pending.c.size), 0)).where(*_awaited_by_peer(now)).scalar_subquery()
+    )
+
+
+def backup_eligible(sha256, size, live_since: float, now: float, max_pending: int):
+    """The one rule for who may receive a copy of sha256 (size bytes), as a condition on peers.
+
+    A backup is live, accepts uploads, neither holds, awaits nor dropped sha256, has room
+    (free_bytes unknown, or free_bytes minus the bytes of the copies it awaits is at least
+    size) and awaits fewer than max_pending copies. sha256 and size are values, or columns
+    of an enclosing query.
+    """
+    # Each inner query correlates everything but its own table: sha256 may be a column of a
+    # query two levels up (replication_counts), which auto-correlation would not reach.
+    return and_(
+        peers.c.last_seen >= live_since,
+        peers.c.accept_uploads.is_(True),
+        ~exists().where(files.c.peer_id == peers.c.peer_id, files.c.sha256 == sha256).correlate_except(files),
+        ~exists().where(pending.c.to_peer_id == peers.c.peer_id, pending.c.sha256 == sha256)
+        .correlate_except(pending),
+        ~exists().where(dropped.c.peer_id == peers.c.peer_id, dropped.c.sha256 == sha256)
+        .correlate_except(dropped),
+        peers.c.free_bytes.is_(None) | (peers.c.free_bytes - reserved_bytes(now) >= size),
+        awaited_copies(now) < max_pending,
+    )
+
+
+def live_holders_of(sha_column, live_since: float):
+    """Correlated to sha_column: how many distinct live peers index that sha256."""
+    f2 = files.alias()
+    return (
+        select(func.count(func.distinct(f2.c.peer_id)))
+        .select_from(f2.join(peers, peers.c.peer_id == f2.c.peer_id))
+        .where(f2.c.sha256 == sha_column, peers.c.last_seen >= live_since)
+        .scalar_subquery()
+    )
+
+
+_to = peers.alias("to")
+_HANDOUTS = (
+    select(pending.c.sha256, pending.c.name, pending.c.to_peer_id, _to.c.grpc_address.label("to_address"))
+    .select_from(pending.join(_to, _to.c.peer_id == pending.c.to_peer_id))
+    .where(pending.c.from_peer_id == bindparam("src"), pending.c.handed_at.is_(None),
+           pending.c.deadline >= bindparam("now"))
+    .order_by(pending.c.sha256, pending.c.to_peer_id)
+)
+_MARK_HANDED = (
+    update(pending)
+    .where(pending.c.from_peer_id == bindparam("src"), pending.c.handed_at.is_(None),
+           pending.c.deadline >= bindparam("now"))
+    .values(handed_at=bindparam("now"))
+)
+
+
+class Copies(StoreEngine):
+    """Queries and changes of pending copies, withdrawals and the replication summary."""
+
+    @transactional("read")
+    def is_withdrawn(self, sha256: str, *, conn: Connection) -> bool:
+        """True if sha256 was withdrawn from replication."""
+        return conn.execute(select(withdrawn.c.sha256).where(withdrawn.c.sha256 == sha256)).first() is not None
+
+    @transactional("read")
+    def pending_for(self, sha256: str, now: float, *, conn: Connection) -> list[dict]:
+        """Unexpired pending copies of one sha256."""
+        to = peers.alias("to")
+        rows = conn.execute(
+            select(pending.c.to_peer_id, to.c.grpc_address.label("to_address"), pending.c.from_peer_id,
+                   pending.c.deadline, pending.c.handed_at)
+            .select_from(pending.join(to, to.c.peer_id == pending.c.to_peer_id))
+            .where(pending.c.sha256 == sha256, pending.c.deadline >= now)
+            .order_by(pending.c.to_peer_id)
+        )
+        return [dict(r._mapping) for r in rows]
+
+    @transactional("write")
+    def drop_expired_copies(self, now: float, live_since: float | None = None, *, conn: Connection) -> int:
+        """Delete pending copies past their deadline, so they can be planned again.
+
+        With live_since, also those whose sender or backup is no longer live: that copy
+        cannot complete, and counting it would keep the file below target until its deadline.
+        """
+        stale = pending.c.deadline < now
+        if live_since is not None:
+            dead = select(peers.c.peer_id).where(peers.c.last_seen < live_since)
+            stale = stale | pending.c.to_peer_id.in_(dead) | pending.c.from_peer_id.in_(dead)
+        return conn.execute(delete(pending).where(stale)).rowcount
+
+    @transactional("read")
+    def under_replicated_for_holder(
+        self, peer_id: str, target: int, live_since: float, now: float, limit: int, start: str = "",
+        *, conn: Connection,
+    ) -> list[dict]:
+        """Files peer_id holds whose live holders plus unexpired pending copies fall short of target.
+
+        At most limit rows, in sha256 order from start, wrapping around to the lowest.
+        Each row: sha256, name, size, live_holders, pending, need (= copies still to plan).
+        """
+        inner = (
+            select(
+                files.c.sha256,
+                func.min(files.c.name).label("name"),
+                func.max(files.c.size).label("size"),
+            )
+            .where(files.c.peer_id == peer_id, ~exists().where(withdrawn.c.sha256 == files.c.sha256))
+            .group_by(files.c.sha256)
+            .subquery()
+        )
+        live2 = live_holders_of(inner.c.sha256, live_since)
+        planned2 = (
+            select(func.count())
+            .select_from(pending)
+            .where(pending.c.sha256 == inner.c.sha256, pending.c.deadline >= now)
+            .scalar_subquery()
+        )
+        counted = select(
+            inner.c.sha256, inner.c.name, inner.c.size, live2.label("live_holders"), planned2.label("pending")
+        ).subquery()
+        rows = conn.execute(
+            select(counted)
+            .where(counted.c.live_holders + counted.c.pending < target)
+            .order_by(case((counted.c.sha256 >= start, 0), else_=1), counted.c.sha256)
+            .limit(limit)
+        )
+        return [
+            dict(r._mapping, need=target - r.live_holders - r.pending) for r in rows
+        ]
+
+    @transactional("read")
+    def backup_candidates(
+        self, sha256: str, size: int, live_since: float, now: float, max_pending: int, *, conn: Connection
+    ) -> list[dict]:
+        """The peers eligible (backup_eligible) to receive a copy of sha256, ordered by peer_id.
+
+        Each row: peer_id, grpc_address, free_bytes, pending (count of unexpired copies
+        it awaits) and reserved (bytes of those copies). Which of them wins is the planner's
+        decision.
+        """
+        rows = conn.execute(
+            select(
+                peers.c.peer_id,
+                peers.c.grpc_address,
+                peers.c.free_bytes,
+                awaited_copies(now).label("pending"),
+                reserved_bytes(now).label("reserved"),
+            )
+            .where(backup_eligible(sha256, size, live_since, now, max_pending))
+            .order_by(peers.c.peer_id)
+        )
+        return [dict(r._mapping) for r in rows]
+
+    @transactional("write")
+    def add_pending_copy(
+        self, sha256: str, name: str, size: int, from_peer_id: str, to_peer_id: str, now: float, deadline: float,
+        *, conn: Connection,
+    ) -> bool:
+        """Record a planned copy; False if (sha256, to_peer_id) is already planned (by anyone)."""
+        stmt = self._insert(pending).values(
+            sha256=sha256, name=name, size=size, from_peer_id=from_peer_id, to_peer_id=to_peer_id,
+            created_at=now, deadline=deadline, handed_at=None,
+        )
+        stmt = stmt.on_conflict_do_nothing(index_elements=["sha256", "to_peer_id"]).returning(pending.c.sha256)
+        return conn.execute(stmt).first() is not None
+
+    @transactional("write")
+    def take_handouts(self, from_peer_id: str, now: float, *, conn: Connection) -> list[dict]:
+        """Unexpired copies planned for this holder not yet handed out; marks them handed out."""
+        params = {"src": from_peer_id, "now": now}
+        rows = conn.execute(_HANDOUTS, params).all()
+        if rows:
+            conn.execute(_MARK_HANDED, params)
+        return [dict(r._mapping) for r in rows]
+
+    @transactional("read")
+    def replication_counts(
+        self, target: int, live_since: float, now: float, max_pending_per_peer: int, *, conn: Connection
+    ) -> dict:
+        """Whole-network replication figures: files_total, at/below/above target, pending, unplaceable.
+
+        A file is unplaceable when it is below target, no copy of it is pending, it is not
+        withdrawn, and no peer is eligible to receive it (the planner's own rule).
+        Scans the whole index: meant for operators, not for hot paths.
+        """
+        per_file = (
+            select(
+                files.c.sha256,
+                func.max(files.c.size).label("size"),
+                func.count(func.distinct(files.c.peer_id)).label("live_holders"),
+            )
+            .select_from(files.join(peers, peers.c.peer_id == files.c.peer_id))
+            .where(peers.c.last_seen >= live_since)
+            .group_by(files.c.sha256)
+            .subquery()
+        )
+        totals = conn.execute(
+            select(
+                func.count(),
+                func.coalesce(func.sum((per_file.c.live_holders == target).cast(Integer)), 0),
+                func.coalesce(func.sum((per_file.c.live_holders < target).cast(Integer)), 0),
+                func.coalesce(func.sum((per_file.c.live_holders > target).cast(Integer)), 0),
+            )
+        ).one()
+        pending_copies = conn.execute(
+            select(func.count()).select_from(pending).where(pending.c.deadline >= now)
+        ).scalar()
+        eligible = exists().where(
+            backup_eligible(per_file.c.sha256, per_file.c.size, live_since, now, max_pending_per_peer)
+        )
+        has_pending = exists().where(pending.c.sha256 == per_file.c.sha256, pending.c.deadline >= now)
+        is_withdrawn = exists().where(withdrawn.c.sha256 == per_file.c.sha256)
+        unplaceable = conn.execute(
+            select(func.count())
+            .select_from(per_file)
+            .where(per_file.c.live_holders < target, ~has_pending, ~is_withdrawn, ~eligible)
+        ).scalar()
+        n_withdrawn = conn.execute(select(func.count()).select_from(withdrawn)).scalar()
+        return {
+            "target": target,
+            "files_total": totals[0],
+            "at_target": totals[1],
+            "below_target": totals[2],
+            "above_target": totals[3],
+            "pending_copies": pending_copies,
+            "unplaceable": unplaceable,
+            "withdrawn": n_withdrawn,
+        }

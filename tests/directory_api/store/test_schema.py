@@ -1,0 +1,48 @@
+"""directory_api.store.schema: the tables and name-search indexes, created idempotently."""
+import threading
+
+from sqlalchemy import inspect
+
+from directory_api.store import Store
+from tests.directory_api.store.helpers import LIVE, add_peer
+from tests.fixtures.directory import entry
+
+TABLES = {"p2p_peers", "p2p_files", "p2p_pending_copies", "p2p_withdrawn", "p2p_dropped"}
+
+
+def test_create_schema_makes_every_table_and_can_run_again(store):
+    store.create_schema()  # the fixture made it once already
+    assert TABLES <= set(inspect(store.engine).get_table_names())
+
+
+def test_the_name_index_follows_inserts_renames_and_deletes(store):
+    add_peer(store, "a", files=[entry("first draft.txt", n=1)])
+    assert [r["name"] for r in store.search("draft", LIVE, 5)["results"]] == ["first draft.txt"]
+    with store.write() as conn:
+        conn.exec_driver_sql("UPDATE p2p_files SET name = 'final version.txt'")
+    assert store.search("draft", LIVE, 5)["results"] == []
+    assert [r["name"] for r in store.search("version", LIVE, 5)["results"]] == ["final version.txt"]
+    store.replace_files("a", [])
+    assert store.search("version", LIVE, 5)["results"] == []
+
+
+def test_concurrent_schema_creation(tmp_path):
+    """Several processes' workers start at once on one database: every create_schema succeeds."""
+    url = f"sqlite:///{tmp_path}/race.db"
+    stores = [Store(url) for _ in range(4)]
+    errors = []
+
+    def create(s):
+        try:
+            s.create_schema()
+        except Exception as exc:  # collected, so the failure names it
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=create, args=(s,)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == []
+    for s in stores:
+        s.dispose()

@@ -1,0 +1,125 @@
+"""`python -m directory_api` (directory_api.__main__) through click's runner: which setting wins, what it warns."""
+import logging
+
+import pytest
+from click.testing import CliRunner
+
+from directory_api import __main__ as cli_main
+from directory_api.config import SETTINGS
+
+# Every variable the directory reads or warns about, unset unless a test sets it.
+UNSET = {name: None for s in SETTINGS for name in (s.env, s.deprecated_env, s.peer_env) if name}
+
+
+@pytest.fixture
+def served(monkeypatch):
+    """Run the CLI with serve() replaced by a recorder; answers (result, [configs served])."""
+    seen = []
+    monkeypatch.setattr(cli_main, "serve", seen.append)
+
+    def run(args=(), env=None):
+        result = CliRunner().invoke(cli_main.cli, list(args), env={**UNSET, **(env or {})})
+        return result, seen
+
+    return run
+
+
+def test_defaults(served):
+    result, [cfg] = served()
+    assert result.exit_code == 0, result.output
+    assert (cfg.host, cfg.port, cfg.database_url, cfg.lease_s, cfg.replication) == (
+        "127.0.0.1", 5000, "sqlite:///directory.db", 45.0, 2)
+
+
+@pytest.mark.parametrize("args, env, expected", [
+    (["--lease", "3"], {"DIRECTORY_LEASE_S": "4", "P2P_LEASE_S": "5"}, 3.0),
+    ([], {"DIRECTORY_LEASE_S": "4", "P2P_LEASE_S": "5"}, 4.0),
+    ([], {"P2P_LEASE_S": "5"}, 5.0),
+    ([], {}, 45.0),
+])
+def test_flag_beats_directory_variable_beats_deprecated_beats_default(served, args, env, expected):
+    result, [cfg] = served(args, env)
+    assert result.exit_code == 0, result.output
+    assert cfg.lease_s == expected
+
+
+@pytest.mark.parametrize("args, env, expected", [
+    (["--replication-deadline", "4"], {}, 4.0),
+    ([], {"DIRECTORY_REPLICATION_DEADLINE_S": "6.5"}, 6.5),
+    ([], {"P2P_REPLICATION_DEADLINE_S": "7.5"}, 7.5),
+    (["--lease", "20"], {}, 60.0),  # default: max(30, 3 x lease)
+])
+def test_replication_deadline(served, args, env, expected):
+    result, [cfg] = served(args, env)
+    assert result.exit_code == 0, result.output
+    assert cfg.deadline_s == expected
+
+
+def test_every_setting_has_its_flag_and_variable(served):
+    env = {"DIRECTORY_HOST": "::1", "DIRECTORY_PORT": "7001", "DIRECTORY_DATABASE_URL": "sqlite:///e.db",
+           "DIRECTORY_LEASE_S": "9", "DIRECTORY_REPLICATION": "4", "DIRECTORY_REPLICATION_DEADLINE_S": "8"}
+    result, [from_env] = served([], env)
+    assert (from_env.host, from_env.port, from_env.database_url, from_env.lease_s, from_env.replication,
+            from_env.deadline_s) == ("::1", 7001, "sqlite:///e.db", 9.0, 4, 8.0)
+    flags = ["--host", "127.0.0.2", "--port", "7002", "--database", "sqlite:///f.db", "--lease", "10",
+             "--replication", "5", "--replication-deadline", "11"]
+    result, [_, from_flags] = served(flags, env)
+    assert (from_flags.host, from_flags.port, from_flags.database_url, from_flags.lease_s, from_flags.replication,
+            from_flags.deadline_s) == ("127.0.0.2", 7002, "sqlite:///f.db", 10.0, 5, 11.0)
+
+
+def test_deprecated_variables_warn_once_each_naming_the_new_one(served, caplog):
+    env = {"P2P_DATABASE_URL": "sqlite:///old.db", "P2P_REPLICATION": "3"}
+    with caplog.at_level(logging.WARNING, logger="directory_api.config"):
+        result, [cfg] = served([], env)
+    assert (cfg.database_url, cfg.replication) == ("sqlite:///old.db", 3)
+    assert [r.getMessage() for r in caplog.records] == [
+        "P2P_DATABASE_URL is deprecated: rename it DIRECTORY_DATABASE_URL (the old name stops working in the next release)",
+        "P2P_REPLICATION is deprecated: rename it DIRECTORY_REPLICATION (the old name stops working in the next release)",
+    ]
+
+
+@pytest.mark.parametrize("env, port, warned", [
+    ({"P2P_PORT": "7000"}, 5000, ["P2P_PORT is a peer setting; the directory reads DIRECTORY_PORT; ignoring it"]),
+    ({"P2P_PORT": "7000", "DIRECTORY_PORT": "7001"}, 7001, []),
+])
+def test_the_peers_port_is_ignored(served, caplog, env, port, warned):
+    with caplog.at_level(logging.WARNING, logger="directory_api.config"):
+        result, [cfg] = served([], env)
+    assert cfg.port == port
+    assert [r.getMessage() for r in caplog.records] == warned
+
+
+def test_init_db_reads_the_database_setting(tmp_path):
+    result = CliRunner().invoke(cli_main.cli, ["init-db"],
+                                env={**UNSET, "DIRECTORY_DATABASE_URL": f"sqlite:///{tmp_path}/init.db"})
+    assert result.exit_code == 0 and "schema ready" in result.output
+    assert (tmp_path / "init.db").exists()
+
+
+def test_help_shows_each_variable_and_default():
+    result = CliRunner().invoke(cli_main.cli, ["--help"], env=UNSET)
+    assert result.exit_code == 0
+    for setting in SETTINGS:
+        assert setting.flag in result.output and setting.env in result.output
+    assert "default: 45.0" in result.output and "init-db" in result.output
+
+
+@pytest.mark.parametrize("args, env, named", [
+    (["--lease", "0"], {}, "--lease"),
+    (["--port", "http"], {}, "--port"),
+    ([], {"DIRECTORY_REPLICATION": "two"}, "DIRECTORY_REPLICATION"),
+    ([], {"P2P_LEASE_S": "-3"}, "P2P_LEASE_S"),
+    (["init-db", "--database", "nonsense"], {}, "--database"),
+])
+def test_a_malformed_setting_is_one_line_naming_it(monkeypatch, capsys, args, env, named):
+    for name in UNSET:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(cli_main, "serve", lambda cfg: pytest.fail("must not serve"))
+    with pytest.raises(SystemExit) as exit_:
+        cli_main.main(args)
+    out, err = capsys.readouterr()
+    assert exit_.value.code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and err.startswith(f"p2p-directory: {named}: "), err
