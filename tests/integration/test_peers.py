@@ -53,7 +53,7 @@ def test_list_ranged_download_and_hostile_names_over_the_wire(peer_factory):
 
 
 def test_get_by_hash_and_by_name_then_shared(directory_proc, peer_factory, tmp_path):
-    src = peer_factory(directory_proc.url, files={"docs/small.bin": SMALL}, peer_id="src")
+    peer_factory(directory_proc.url, files={"docs/small.bin": SMALL}, peer_id="src")
     dst = peer_factory(directory_proc.url, peer_id="dst")
     wait_until(lambda: holders_of(directory_proc.url, sha(SMALL)) == ["src"])
     listed = p2p("peers", "--directory", directory_proc.url, cwd=tmp_path)
