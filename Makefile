@@ -17,9 +17,10 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 test: venv
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# unit tests only: the directory's and the peer's modules, no processes started
+# unit tests only: the directory's and the peer's modules and what they must agree on
+# (tests/test_*.py), no processes started
 test-fast: venv
-	$(PY) -m pytest tests/directory_api tests/peer_node tests/protos $(PYTEST_ARGS)
+	$(PY) -m pytest tests/directory_api tests/peer_node tests/protos tests/test_*.py $(PYTEST_ARGS)
 
 protos: venv
 	$(PY) -m grpc_tools.protoc -I. --python_out=. --pyi_out=. --grpc_python_out=. protos/p2p.proto

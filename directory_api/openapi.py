@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import copy
 
+from protos.rules import (MAX_NAME_BYTES, MIN_PIECE_SIZE, NAME_RULE, PEER_ID_PATTERN, PIECES_RULE,
+                          SHA256_PATTERN)
+
 _PROBLEM = {"$ref": "#/components/responses/Problem"}
 
 
@@ -27,20 +30,19 @@ _SHA256 = {"name": "sha256", "in": "path", "required": True, "schema": _ref("Sha
 _AUTH = [{"bearer": []}]
 
 _SCHEMAS = {
-    "PeerId": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"},
-    "Sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+    "PeerId": {"type": "string", "pattern": PEER_ID_PATTERN},
+    "Sha256": {"type": "string", "pattern": SHA256_PATTERN},
     "GrpcAddress": {"type": "string", "pattern": "^.+:[0-9]{1,5}$", "example": "127.0.0.1:50051"},
     "FileEntry": {
         "type": "object",
         "required": ["name", "size", "sha256"],
         "properties": {
-            "name": {"type": "string", "minLength": 1, "maxLength": 4096,
-                     "description": "relative path: no leading /, no '.', '..' or empty component, "
-                                    "no NUL or backslash, at most 255 bytes a component"},
+            "name": {"type": "string", "minLength": 1, "maxLength": MAX_NAME_BYTES,
+                     "description": NAME_RULE},
             "size": {"type": "integer", "format": "int64", "minimum": 0},
             "sha256": _ref("Sha256"),
-            "piece_size": {"type": "integer", "format": "int64", "minimum": 1},
-            "pieces": {"type": "array", "items": _ref("Sha256")},
+            "piece_size": {"type": "integer", "format": "int64", "minimum": MIN_PIECE_SIZE},
+            "pieces": {"type": "array", "items": _ref("Sha256"), "description": PIECES_RULE},
         },
     },
     "FileList": {

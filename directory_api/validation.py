@@ -2,22 +2,20 @@
 from __future__ import annotations
 
 import json
-import math
 import re
 from typing import Any
 
 from flask import Request
 
+from protos.rules import (MIN_PIECE_SIZE, PEER_ID_RULE, SHA256_RULE, is_peer_id, is_sha256, name_problem,
+                          piece_count)
+
 from .errors import BadRequest, PayloadTooLarge, ValidationError
 
 MAX_INT64 = 2**63 - 1
-PEER_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
-SHA256_RE = re.compile(r"[0-9a-f]{64}")
 HOST_RE = re.compile(r"\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})")
 MAX_SECRET_CHARS = 1024
 MAX_QUERY_CHARS = 1024
-MAX_NAME_BYTES = 4096
-MAX_COMPONENT_BYTES = 255
 MAX_PIECES = 1_000_000
 
 
@@ -38,16 +36,16 @@ def json_body(request: Request, *, allow_empty: bool = False) -> dict:
 
 
 def peer_id(value: Any, field: str = "peer_id") -> str:
-    """A peer id: 1-64 of [A-Za-z0-9._-]."""
-    if not isinstance(value, str) or not PEER_ID_RE.fullmatch(value):
-        raise ValidationError(field, "must be 1-64 characters of A-Z a-z 0-9 . _ -")
+    """A peer id as the contract defines it (protos/rules.py)."""
+    if not is_peer_id(value):
+        raise ValidationError(field, f"must be {PEER_ID_RULE}")
     return value
 
 
 def sha256(value: Any, field: str = "sha256") -> str:
-    """A content digest: 64 lowercase hex digits."""
-    if not isinstance(value, str) or not SHA256_RE.fullmatch(value):
-        raise ValidationError(field, "must be 64 lowercase hex digits")
+    """A content digest as the contract defines it (protos/rules.py)."""
+    if not is_sha256(value):
+        raise ValidationError(field, f"must be {SHA256_RULE}")
     return value
 
 
@@ -83,27 +81,12 @@ def int64(value: Any, field: str, minimum: int = 0) -> int:
 
 
 def file_name(value: Any, field: str) -> str:
-    """A relative path: no leading /, no '.' or '..' or empty component, no NUL or backslash, bounded bytes."""
-    if not isinstance(value, str) or not value:
+    """A safe relative file name as the contract defines it (protos/rules.py)."""
+    if not isinstance(value, str):
         raise ValidationError(field, "must be a non-empty string")
-    try:
-        encoded = value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValidationError(field, "must be valid UTF-8") from None
-    if len(encoded) > MAX_NAME_BYTES:
-        raise ValidationError(field, f"must be at most {MAX_NAME_BYTES} bytes")
-    if "\x00" in value:
-        raise ValidationError(field, "must not contain NUL")
-    # A backslash is a separator on Windows peers, so it could smuggle '..' past this check.
-    if "\\" in value:
-        raise ValidationError(field, "must not contain a backslash")
-    if value.startswith("/"):
-        raise ValidationError(field, "must be a relative path")
-    for component in value.split("/"):
-        if component in ("", ".", ".."):
-            raise ValidationError(field, "must not contain empty, '.' or '..' components")
-        if len(component.encode("utf-8")) > MAX_COMPONENT_BYTES:
-            raise ValidationError(field, f"each component must be at most {MAX_COMPONENT_BYTES} bytes")
+    reason = name_problem(value)
+    if reason is not None:
+        raise ValidationError(field, f"the name {reason}")
     return value
 
 
@@ -126,15 +109,14 @@ def file_entry(value: Any, field: str) -> dict:
         missing = "pieces" if has_size else "piece_size"
         raise ValidationError(f"{field}.{missing}", "piece_size and pieces go together")
     if has_size:
-        piece_size = int64(value["piece_size"], f"{field}.piece_size", minimum=1)
+        piece_size = int64(value["piece_size"], f"{field}.piece_size", minimum=MIN_PIECE_SIZE)
         pieces = value["pieces"]
         if not isinstance(pieces, list) or len(pieces) > MAX_PIECES:
             raise ValidationError(f"{field}.pieces", "must be a list of sha256 digests")
         for i, digest in enumerate(pieces):
             sha256(digest, f"{field}.pieces[{i}]")
-        expected = math.ceil(entry["size"] / piece_size)
-        # An empty file may be described by zero pieces or by the one digest of nothing.
-        if len(pieces) != expected and not (entry["size"] == 0 and len(pieces) == 1):
+        expected = piece_count(entry["size"], piece_size)
+        if len(pieces) != expected:
             raise ValidationError(f"{field}.pieces", f"must hold {expected} digests for this size and piece_size")
         entry["piece_size"], entry["pieces"] = piece_size, list(pieces)
     return entry

@@ -5,6 +5,7 @@ import re
 from dataclasses import dataclass, fields
 
 from peer_node.errors import ConfigError
+from protos.rules import DEFAULT_PIECE_SIZE, MIN_PIECE_SIZE, PEER_ID_RULE, is_peer_id
 
 DEFAULT_CONFIG_FILE = "peerConfig.ini"
 MiB = 1024 * 1024
@@ -14,7 +15,6 @@ MAX_MESSAGE_BYTES = MAX_CHUNK_SIZE + 64 * 1024
 
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*([kmgt]?)(i?b)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
-_PEER_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 def parse_size(text):
@@ -55,10 +55,10 @@ def parse_urls(text):
 
 
 def parse_peer_id(text):
-    """1-64 letters, digits, dot, dash or underscore."""
+    """A peer id as the contract defines it (protos/rules.py)."""
     value = str(text).strip()
-    if not _PEER_ID_RE.match(value):
-        raise ValueError(f"{value!r} must be 1-64 letters, digits, '.', '_' or '-'")
+    if not is_peer_id(value):
+        raise ValueError(f"{value!r} must be {PEER_ID_RULE}")
     return value
 
 
@@ -90,7 +90,7 @@ _SETTINGS = {
     "advertise": ("peer", "advertise", parse_nonempty, None),
     "directory": ("directory", "url", parse_urls, None),
     "chunk_size": ("transfer", "chunk_size", _ranged(parse_size, 1024, MAX_CHUNK_SIZE), MiB),
-    "piece_size": ("transfer", "piece_size", _ranged(parse_size, 64 * 1024), 4 * MiB),
+    "piece_size": ("transfer", "piece_size", _ranged(parse_size, MIN_PIECE_SIZE), DEFAULT_PIECE_SIZE),
     "parallel_sources": ("transfer", "parallel_sources", _ranged(int, 1, 16), 1),
     "upload_rate_limit": ("transfer", "upload_rate_limit", _ranged(parse_size, 0), 0),
     "max_upload_bytes": ("transfer", "max_upload_bytes", _ranged(parse_size, 0), 0),
@@ -118,7 +118,7 @@ class PeerConfig:
     advertise: str = None
     directory: tuple = None
     chunk_size: int = MiB
-    piece_size: int = 4 * MiB
+    piece_size: int = DEFAULT_PIECE_SIZE
     parallel_sources: int = 1
     upload_rate_limit: int = 0
     max_upload_bytes: int = 0

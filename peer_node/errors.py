@@ -27,12 +27,20 @@ class InvalidRequest(P2PError):
     grpc_code = "INVALID_ARGUMENT"
 
 
+def _shown(name, limit=120):
+    """repr(name), shortened in the middle when long: a 4 KiB name helps nobody read the line."""
+    text = repr(name)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit - 40]}...{text[-30:]} ({len(name)} characters)"
+
+
 class UnsafeName(InvalidRequest):
     """A file name that could escape the shared folder or is otherwise not acceptable."""
 
     def __init__(self, name, reason):
         self.name, self.reason = name, reason
-        super().__init__(f"unsafe file name {name!r}: {reason}")
+        super().__init__(f"unsafe file name {_shown(name)}: {reason}")
 
 
 class SizeMismatch(InvalidRequest):

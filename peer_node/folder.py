@@ -1,7 +1,9 @@
 """The shared folder: safe names, the index with its hash cache, and atomic writes.
 
 Everything private to the peer lives in the hidden work area `<folder>/.p2p/` (temporary
-files, partial downloads, the hash cache); it is never listed, served or written by name.
+files, the hash cache); a partial download lives in the `.p2p/` beside its destination, so
+work areas appear at any depth. Nothing under a `.p2p` component is ever listed, indexed,
+served or written by name.
 """
 import errno
 import json
@@ -13,42 +15,19 @@ import threading
 from dataclasses import dataclass, field
 
 from peer_node.errors import AlreadyExists, ChecksumMismatch, NotFound, SizeMismatch, UnsafeName
-from peer_node.hashing import DEFAULT_PIECE_SIZE, PieceHasher, hash_file, sha256_file
+from peer_node.hashing import hash_file, sha256_file
+from protos.rules import DEFAULT_PIECE_SIZE, WORK_DIR, PieceHasher, is_reserved_component, name_problem
 
 log = logging.getLogger(__name__)
 
-WORK_DIR = ".p2p"
-MAX_COMPONENT_BYTES = 255
-MAX_NAME_BYTES = 4096
 _CACHE_VERSION = 1
 
 
 def check_name(name):
-    """Return name if it is a safe relative path inside a folder, else raise UnsafeName."""
-    if not isinstance(name, str) or name == "":
-        raise UnsafeName(name, "the name is empty")
-    if "\x00" in name:
-        raise UnsafeName(name, "contains a NUL byte")
-    if "\\" in name:
-        raise UnsafeName(name, "contains a backslash")
-    if name.startswith("/"):
-        raise UnsafeName(name, "is an absolute path")
-    try:
-        encoded = name.encode("utf-8")
-    except UnicodeEncodeError:
-        raise UnsafeName(name, "is not valid UTF-8") from None
-    if len(encoded) > MAX_NAME_BYTES:
-        raise UnsafeName(name, f"is longer than {MAX_NAME_BYTES} bytes")
-    parts = name.split("/")
-    for part in parts:
-        if part == "":
-            raise UnsafeName(name, "has an empty path component")
-        if part in (".", ".."):
-            raise UnsafeName(name, f"has a {part!r} component")
-        if len(part.encode("utf-8")) > MAX_COMPONENT_BYTES:
-            raise UnsafeName(name, f"has a component longer than {MAX_COMPONENT_BYTES} bytes")
-    if parts[0] == WORK_DIR:
-        raise UnsafeName(name, f"lies inside the private work area {WORK_DIR}/")
+    """Return name if protos.rules finds it a safe relative path, else raise UnsafeName."""
+    reason = name_problem(name)
+    if reason is not None:
+        raise UnsafeName(name, reason)
     return name
 
 
@@ -162,8 +141,8 @@ class SharedFolder:
         real = os.path.realpath(os.path.join(self.root, *name.split("/")))
         if not is_inside(real, self.root) or real == self.root:
             raise UnsafeName(name, "resolves outside the shared folder")
-        if is_inside(real, self.work_dir):
-            raise UnsafeName(name, f"resolves into the private work area {WORK_DIR}/")
+        if self._in_work_area(real):
+            raise UnsafeName(name, f"resolves into a private work area {WORK_DIR}/")
         return real
 
     # -- index ---------------------------------------------------------------------------
@@ -263,8 +242,8 @@ class SharedFolder:
             with it:
                 for item in it:
                     name = prefix + item.name
-                    if name == WORK_DIR:
-                        continue
+                    if is_reserved_component(item.name):
+                        continue  # a work area, at whatever depth: partials are never shared
                     try:
                         check_name(name)
                     except UnsafeName as exc:
@@ -273,7 +252,7 @@ class SharedFolder:
                     try:
                         if item.is_symlink():
                             real = os.path.realpath(item.path)
-                            if not is_inside(real, self.root) or is_inside(real, self.work_dir):
+                            if not is_inside(real, self.root) or self._in_work_area(real):
                                 log.debug("not sharing %s: symlink leaves the folder", name)
                                 continue
                             if os.path.isdir(real):
@@ -284,6 +263,11 @@ class SharedFolder:
                             yield name, item.path, item.stat()
                     except OSError as exc:
                         log.debug("skipping %s: %s", name, exc)
+
+    def _in_work_area(self, real):
+        """True when the resolved path real (inside root) lies in a work area at any depth."""
+        rel = os.path.relpath(real, self.root)
+        return any(is_reserved_component(part) for part in rel.split(os.sep))
 
     def _load_cache(self):
         try:

@@ -1,64 +1,15 @@
-"""SHA-256 of whole files and of fixed-size pieces, computed in one streaming pass; range reads."""
+"""Hashing files on disk (whole and by piece, one streaming pass) and range reads."""
 import hashlib
 import os
-import re
-from dataclasses import dataclass, field
 
-DEFAULT_PIECE_SIZE = 4 * 1024 * 1024
+# The piece rules and the digest format are the contract's (protos/rules.py); they are
+# re-exported here because callers import them from this module.
+from protos.rules import DEFAULT_PIECE_SIZE, Digest, PieceHasher, is_sha256
+
+__all__ = ["DEFAULT_PIECE_SIZE", "Digest", "PieceHasher", "is_sha256", "READ_SIZE", "hash_file",
+           "sha256_file", "read_range"]
+
 READ_SIZE = 1024 * 1024  # big enough that hashlib releases the GIL, small enough to stay cheap
-
-_SHA256_RE = re.compile(r"[0-9a-f]{64}")
-
-
-def is_sha256(text):
-    """True when text is 64 lowercase hex digits."""
-    return isinstance(text, str) and _SHA256_RE.fullmatch(text) is not None
-
-
-@dataclass
-class Digest:
-    """What hashing a whole stream yields."""
-
-    size: int
-    sha256: str
-    piece_size: int
-    pieces: list = field(default_factory=list)
-
-
-class PieceHasher:
-    """Incremental sha256 of a stream plus the sha256 of each piece_size piece."""
-
-    def __init__(self, piece_size=DEFAULT_PIECE_SIZE):
-        if piece_size <= 0:
-            raise ValueError("piece_size must be positive")
-        self.piece_size = piece_size
-        self.size = 0
-        self._whole = hashlib.sha256()
-        self._piece = hashlib.sha256()
-        self._piece_filled = 0
-        self.pieces = []
-
-    def update(self, data):
-        """Feed the next bytes of the stream."""
-        view = memoryview(data)
-        self._whole.update(view)
-        self.size += len(view)
-        while len(view):
-            take = min(len(view), self.piece_size - self._piece_filled)
-            self._piece.update(view[:take])
-            self._piece_filled += take
-            view = view[take:]
-            if self._piece_filled == self.piece_size:
-                self.pieces.append(self._piece.hexdigest())
-                self._piece = hashlib.sha256()
-                self._piece_filled = 0
-
-    def finish(self):
-        """The final Digest (call once, after the last update)."""
-        if self._piece_filled:
-            self.pieces.append(self._piece.hexdigest())
-            self._piece_filled = 0
-        return Digest(self.size, self._whole.hexdigest(), self.piece_size, list(self.pieces))
 
 
 def hash_file(path, piece_size=DEFAULT_PIECE_SIZE, read_size=READ_SIZE):

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from peer_node.errors import (AlreadyExists, Busy, InvalidRequest, NotFound, OutOfRange,
                               QuotaExceeded, UploadRejected)
 from peer_node.folder import FileEntry, check_name
-from peer_node.hashing import is_sha256, read_range
+from peer_node.hashing import read_range
+from protos.rules import SHA256_RULE, is_sha256
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ class PeerService:
         """The FileEntry named by sha256 (preferred) or name."""
         if sha256:
             if not is_sha256(sha256):
-                raise InvalidRequest(f"sha256 must be 64 lowercase hex digits, got {sha256!r}")
+                raise InvalidRequest(f"sha256 must be {SHA256_RULE}, got {sha256!r}")
             entry = self.folder.by_sha256(sha256)
             if name and entry.name != name:
                 check_name(name)
@@ -127,7 +128,7 @@ class PeerService:
             raise UploadRejected("this peer does not accept uploads (accept_uploads = false)")
         check_name(name)
         if not is_sha256(sha256):
-            raise InvalidRequest(f"header sha256 must be 64 lowercase hex digits, got {sha256!r}")
+            raise InvalidRequest(f"header sha256 must be {SHA256_RULE}, got {sha256!r}")
         if size < 0:
             raise InvalidRequest(f"header size must not be negative, got {size}")
         limit = self.limits.max_upload_bytes

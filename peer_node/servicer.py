@@ -21,12 +21,26 @@ GRPC_OPTIONS = [
 ]
 
 
+# The status message travels percent-encoded in a trailer, which the client refuses past 8 KiB
+# (as RESOURCE_EXHAUSTED, which means "busy" to us): a message that quotes a long non-ASCII
+# name must be cut well below that.
+MAX_DETAIL_BYTES = 1024
+
+
+def _detail(exc):
+    text = str(exc)
+    raw = text.encode("utf-8", "backslashreplace")
+    if len(raw) <= MAX_DETAIL_BYTES:
+        return text
+    return raw[:MAX_DETAIL_BYTES - 3].decode("utf-8", "ignore") + "..."
+
+
 def _abort(context, exc):
     """Our exception becomes a gRPC status here, and only here."""
     code = getattr(grpc.StatusCode, exc.grpc_code, grpc.StatusCode.INTERNAL)
     if code is grpc.StatusCode.INTERNAL:
         log.error("internal error: %s", exc)
-    context.abort(code, str(exc))
+    context.abort(code, _detail(exc))
 
 
 def _info(entry):

@@ -5,28 +5,12 @@ import os
 import pytest
 
 from peer_node.errors import AlreadyExists, ChecksumMismatch, NotFound, SizeMismatch, UnsafeName
-from peer_node.folder import SharedFolder, check_name, place_atomically
-from tests.names import HOSTILE_NAMES
+from peer_node.folder import SharedFolder, place_atomically
+from peer_node.service import PeerService
+from tests.fixtures.peer import fill_folder
+from tests.names import PARTIAL
 
-
-
-@pytest.mark.parametrize("name,reason", HOSTILE_NAMES)
-def test_hostile_names_are_refused(name, reason):
-    with pytest.raises(UnsafeName) as err:
-        check_name(name)
-    assert reason in str(err.value)
-
-
-@pytest.mark.parametrize("name", ["a.txt", "sub/dir/b.bin", "x" * 255, ".hidden", "a..b", "é.txt"])
-def test_ordinary_names_pass(name):
-    assert check_name(name) == name
-
-
-@pytest.mark.parametrize("name,reason", HOSTILE_NAMES)
-def test_resolve_refuses_hostile_names(tmp_path, name, reason):
-    folder = SharedFolder(str(tmp_path / "share"))
-    with pytest.raises(UnsafeName):
-        folder.resolve(name)
+# The name verdicts themselves (check_name, resolve) are in tests/test_names_agree.py.
 
 
 def test_symlink_out_of_folder_is_refused_and_not_shared(tmp_path):
@@ -66,7 +50,7 @@ def test_scan_finds_added_changed_removed_and_skips_work_area(tmp_path):
     assert [e.name for e in changes.added] == ["c.txt"]
     assert [e.name for e in changes.changed] == ["a.txt"]
     assert [e.name for e in changes.removed] == ["sub/b.txt"]
-    assert all(not e.name.startswith(".p2p") for e in folder.entries())
+    assert not [e.name for e in folder.entries() if ".p2p" in e.name]
     with pytest.raises(NotFound):
         folder.by_sha256("0" * 64)
 
@@ -126,3 +110,37 @@ def test_place_atomically_never_overwrites_different_content(tmp_path):
     tmp.write_bytes(b"new")
     assert place_atomically(str(tmp), str(tmp_path / "fresh"), hashlib.sha256(b"new").hexdigest())
     assert (tmp_path / "fresh").read_bytes() == b"new"
+
+
+# files under a work area (or named like one) at several depths, in any case
+WORK_AREA_FILES = [".p2p/partial/" + PARTIAL, "sub/.p2p/partial/" + PARTIAL, "a/b/.p2p/tmp/upload-1",
+                   "c/.p2p", "deep/.P2P/x", "deep/.p2p/.p2p/y"]
+
+
+def test_work_areas_at_every_depth_are_never_indexed(tmp_path):
+    files = {name: b"partial bytes" for name in WORK_AREA_FILES}
+    files.update({"sub/kept.txt": b"kept", "sub/.p2p2/near-miss": b"n"})
+    root = fill_folder(str(tmp_path / "share"), files)
+    # links into a work area, as a file and as a folder
+    os.symlink(os.path.join(root, "sub", ".p2p", "partial", PARTIAL), os.path.join(root, "sub", "link.part"))
+    os.symlink(os.path.join(root, "sub", ".p2p"), os.path.join(root, "area"))
+    folder = SharedFolder(root)
+    folder.scan()
+    assert [e.name for e in folder.entries()] == ["sub/.p2p2/near-miss", "sub/kept.txt"]
+    for name in ("sub/link.part", "area/partial/" + PARTIAL):
+        with pytest.raises(UnsafeName, match="work area"):
+            folder.resolve(name)
+
+
+@pytest.mark.parametrize("name", ["sub/.p2p/partial/" + PARTIAL, "sub/.p2p/x", "area/x", "area/partial/x"])
+def test_uploads_never_land_in_a_work_area(tmp_path, name):
+    root = fill_folder(str(tmp_path / "share"), {"sub/.p2p/partial/" + PARTIAL: b"partial"})
+    os.symlink(os.path.join(root, "sub", ".p2p"), os.path.join(root, "area"))
+    folder = SharedFolder(root)
+    data = b"uploaded"
+    with pytest.raises(UnsafeName, match="work area"):
+        folder.incoming(name, len(data), hashlib.sha256(data).hexdigest())
+    with pytest.raises(UnsafeName, match="work area"):
+        PeerService(folder).receive(name, len(data), hashlib.sha256(data).hexdigest(), iter([data]))
+    assert sorted(os.listdir(os.path.join(root, "sub", ".p2p"))) == ["partial"]
+    assert os.listdir(folder.tmp_dir) == []

@@ -87,6 +87,14 @@ def test_hostile_names_refused_on_download_and_upload(stub, name, reason):
     assert code == grpc.StatusCode.INVALID_ARGUMENT and "unsafe" in detail
 
 
+@pytest.mark.parametrize("name", ["/".join(["é" * 127] * 16), "/".join(["😀" * 63] * 16)])
+def test_a_long_unknown_name_is_not_found_not_busy(stub, name):
+    # the status message quotes the name: at 4 KiB of non-ASCII it would overflow the trailer
+    code, detail = code_of(lambda: fetch(stub, name=name))
+    assert code == grpc.StatusCode.NOT_FOUND and "no shared file named" in detail
+    assert len(detail.encode("utf-8")) <= 1024
+
+
 def test_symlink_escape_refused_over_the_wire(peer, stub, tmp_path):
     (tmp_path / "outside.txt").write_text("secret")
     os.symlink(tmp_path / "outside.txt", os.path.join(peer.folder.root, "leak.txt"))

@@ -1,6 +1,7 @@
 """The files blueprint: search and one file's details."""
 import pytest
 
+from protos.rules import MIN_PIECE_SIZE
 from tests.fixtures.directory import entry, sha
 
 
@@ -45,14 +46,14 @@ def test_search_rejects_bad_parameters(client, query, field):
 
 
 def test_file_detail(client, peer_client):
-    pieces = [sha("p1"), sha("p2")]
-    peer_client("a", files=[entry("big.iso", n=1, size=3, piece_size=2, pieces=pieces)])
-    peer_client("b", files=[entry("same.iso", n=1, size=3)])
+    pieces, size = [sha("p1"), sha("p2")], MIN_PIECE_SIZE + 1
+    peer_client("a", files=[entry("big.iso", n=1, size=size, piece_size=MIN_PIECE_SIZE, pieces=pieces)])
+    peer_client("b", files=[entry("same.iso", n=1, size=size)])
     body = client.get(f"/api/v1/files/{sha(1)}").get_json()
-    assert body["sha256"] == sha(1) and body["size"] == 3
+    assert body["sha256"] == sha(1) and body["size"] == size
     assert body["names"] == ["big.iso", "same.iso"]
     assert [h["peer_id"] for h in body["holders"]] == ["a", "b"]
-    assert body["piece_size"] == 2 and body["pieces"] == pieces
+    assert body["piece_size"] == MIN_PIECE_SIZE and body["pieces"] == pieces
     assert body["replication"] == {"target": 1, "live_holders": 2, "pending": [], "withdrawn": False}
 
 

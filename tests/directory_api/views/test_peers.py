@@ -1,6 +1,7 @@
 """The peers blueprint: listing, browsing, indexing, deleting and unreachable reports."""
 import pytest
 
+from protos.rules import MIN_PIECE_SIZE as P
 from tests.fixtures.directory import entry, sha
 
 
@@ -79,11 +80,16 @@ BAD_FILES = [
     ({"files": [{"name": "a", "size": 1, "sha256": "A" * 64}]}, "files[0].sha256"),
     ({"files": [{"name": "a", "size": 1, "sha256": "a" * 63}]}, "files[0].sha256"),
     ({"files": [{"name": "a", "size": 1}]}, "files[0].sha256"),
-    ({"files": [{"name": "a", "size": 4, "sha256": "a" * 64, "piece_size": 2}]}, "files[0].pieces"),
-    ({"files": [{"name": "a", "size": 4, "sha256": "a" * 64, "piece_size": 2, "pieces": ["a" * 64]}]},
+    ({"files": [{"name": "sub/.p2p/partial/x.part", "size": 1, "sha256": "a" * 64}]}, "files[0].name"),
+    ({"files": [{"name": "a", "size": 4, "sha256": "a" * 64, "piece_size": P}]}, "files[0].pieces"),
+    ({"files": [{"name": "a", "size": 2 * P, "sha256": "a" * 64, "piece_size": P, "pieces": ["a" * 64]}]},
      "files[0].pieces"),
+    ({"files": [{"name": "a", "size": 0, "sha256": "a" * 64, "piece_size": P, "pieces": ["a" * 64]}]},
+     "files[0].pieces"),  # an empty file has no pieces
     ({"files": [{"name": "a", "size": 4, "sha256": "a" * 64, "piece_size": 0, "pieces": []}]}, "files[0].piece_size"),
-    ({"files": [{"name": "a", "size": 1, "sha256": "a" * 64, "piece_size": 1, "pieces": ["zz"]}]},
+    ({"files": [{"name": "a", "size": 4, "sha256": "a" * 64, "piece_size": P - 1, "pieces": ["a" * 64]}]},
+     "files[0].piece_size"),
+    ({"files": [{"name": "a", "size": 1, "sha256": "a" * 64, "piece_size": P, "pieces": ["zz"]}]},
      "files[0].pieces[0]"),
     ({"files": [entry("dup"), entry("ok"), entry("dup", n=2)]}, "files[2].name"),
 ]
