@@ -7,6 +7,7 @@ from flask import Flask
 
 from directory_api import validation
 from directory_api.errors import BadRequest, PayloadTooLarge, ValidationError
+from protos.rules import MIN_PIECE_SIZE
 from tests.fixtures.directory import entry, sha
 
 
@@ -139,6 +140,8 @@ def test_json_body_allows_empty_when_asked(request_with):
 
 
 GOOD = entry("a.txt", n=1)
+PS = MIN_PIECE_SIZE
+BIG = entry("big.bin", n=9, size=2 * PS + 1)
 
 BAD_LISTS = [
     ("not a list", "files"),
@@ -151,12 +154,13 @@ BAD_LISTS = [
     ([{**GOOD, "size": "10"}], "files[0].size"),
     ([{**GOOD, "sha256": "A" * 64}], "files[0].sha256"),
     ([GOOD, {**GOOD, "sha256": sha(2)}], "files[1].name"),  # the same name twice
-    ([{**GOOD, "piece_size": 4}], "files[0].pieces"),
+    ([{**GOOD, "piece_size": PS}], "files[0].pieces"),
     ([{**GOOD, "pieces": [sha(1)]}], "files[0].piece_size"),
     ([{**GOOD, "piece_size": 0, "pieces": [sha(1)]}], "files[0].piece_size"),
-    ([{**GOOD, "piece_size": 4, "pieces": [sha(1)]}], "files[0].pieces"),  # 10 bytes need 3 pieces of 4
-    ([{**GOOD, "piece_size": 4, "pieces": "abc"}], "files[0].pieces"),
-    ([{**GOOD, "piece_size": 4, "pieces": [sha(1), sha(2), "x"]}], "files[0].pieces[2]"),
+    ([{**GOOD, "piece_size": PS - 1, "pieces": [sha(1)]}], "files[0].piece_size"),  # below the minimum
+    ([{**BIG, "piece_size": PS, "pieces": [sha(1)]}], "files[0].pieces"),  # 3 pieces' worth needs 3 digests
+    ([{**BIG, "piece_size": PS, "pieces": "abc"}], "files[0].pieces"),
+    ([{**BIG, "piece_size": PS, "pieces": [sha(1), sha(2), "x"]}], "files[0].pieces[2]"),
 ]
 
 
@@ -172,10 +176,10 @@ def test_file_list_is_bounded():
 
 
 def test_file_list_normalises_entries():
-    pieces = {**entry("b.bin", n=2, size=5), "piece_size": 4, "pieces": [sha(3), sha(4)]}
+    pieces = {**entry("b.bin", n=2, size=PS + 1), "piece_size": PS, "pieces": [sha(3), sha(4)]}
     assert validation.file_list([GOOD, pieces], "files", 10) == [
         {**GOOD, "piece_size": None, "pieces": None},
         {**pieces},
     ]
-    empty = {**entry("empty", n=5, size=0), "piece_size": 4, "pieces": [sha(0)]}  # one digest of nothing
-    assert validation.file_list([empty], "files", 10)[0]["pieces"] == [sha(0)]
+    empty = {**entry("empty", n=5, size=0), "piece_size": PS, "pieces": []}  # an empty file has no pieces
+    assert validation.file_list([empty], "files", 10)[0]["pieces"] == []
