@@ -17,7 +17,7 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 test: venv
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# unit tests only: the directory's and the peer's modules, no processes started
+# the tests of the directory's and the peer's modules (no integration tests; some of them start a directory process)
 test-fast: venv
 	$(PY) -m pytest tests/directory_api tests/peer_node tests/protos $(PYTEST_ARGS)
 

@@ -355,18 +355,3 @@ def test_replication_deadline_setting(monkeypatch, args, env, expected):
     assert [cfg.deadline_s for cfg in seen] == [expected]
     if env:
         assert DirectoryConfig.from_env(env).deadline_s == expected
-
-
-@pytest.mark.parametrize("name, expected", [
-    ("notes.txt", "notes.abababababab.txt"),
-    ("a/b/report.pdf", "a/b/report.abababababab.pdf"),
-    ("README", "README.abababababab"),
-    (".profile", ".profile.abababababab"),
-    ("x" * 255, "x" * 242 + ".abababababab"),  # a component stays within 255 bytes
-])
-def test_replica_name(name, expected):
-    from peer_node.folder import check_name
-    from peer_node.node import replica_name
-
-    assert replica_name(name, "ab" * 32) == expected
-    check_name(expected)
