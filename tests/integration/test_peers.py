@@ -112,7 +112,8 @@ def test_uploads_accepted_published_and_rejected(directory_proc, peer_factory, t
         with pytest.raises(InvalidRequest, match="unsafe"):
             c.upload(str(src), "../escape.bin", len(data), sha(data))
     assert sorted(os.listdir(peer.folder)) == [".p2p", "in"]
-    assert os.listdir(os.path.join(peer.folder, ".p2p", "tmp")) == []
+    # no refused upload left a temporary file (a rescan may be writing its hash cache there)
+    assert [n for n in os.listdir(os.path.join(peer.folder, ".p2p", "tmp")) if n.startswith("upload-")] == []
 
 
 def test_uploads_disabled(peer_factory, tmp_path):
