@@ -5,10 +5,10 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from peer_node import session
 from peer_node.directory import DirectoryClient
 from peer_node.errors import (AlreadyExists, DirectoryError, DirectoryUnavailable, NotFound, P2PError,
                               Unauthorized)
-from peer_node import session
 from peer_node.folder import SharedFolder
 from peer_node.servicer import create_server, serve, stop
 from peer_node.service import PeerService, RateLimiter, ServiceLimits

@@ -16,6 +16,7 @@ import time
 import pytest
 import requests
 
+from peer_node import session
 from tests.fixtures.directory import PeerClient, entry
 from tests.fixtures.directory import sha as fake_sha
 from tests.integration.helpers import holders_of, p2p, sha, wait_for_heartbeats, wait_until
@@ -71,8 +72,7 @@ def on_disk(peer, name):
 
 def session_token(peer):
     """The token of the running peer's directory session (what `p2p get --config` reuses)."""
-    with open(os.path.join(peer.folder, ".p2p", "session.json"), encoding="utf-8") as f:
-        return json.load(f)["token"]
+    return session.read(peer.folder).token
 
 
 def cpu_seconds(proc):
