@@ -17,8 +17,8 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 test: venv
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# unit tests only: the directory's and the peer's modules and what they must agree on
-# (tests/test_*.py), no processes started
+# the tests of the directory's and the peer's modules and what they must agree on
+# (tests/test_*.py); no integration tests, though some start a directory process
 test-fast: venv
 	$(PY) -m pytest tests/directory_api tests/peer_node tests/protos tests/test_*.py $(PYTEST_ARGS)
 

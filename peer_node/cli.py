@@ -9,11 +9,12 @@ import threading
 
 import click
 
+from peer_node import session
 from peer_node.client import PeerClient
 from peer_node.config import SERVE_REQUIRED, load_config
 from peer_node.directory import DirectoryClient
-from peer_node.errors import ConfigError, NoHolders, P2PError
-from peer_node.folder import WORK_DIR, check_name
+from peer_node.errors import ConfigError, NoHolders, P2PError, Unauthorized
+from peer_node.folder import check_name
 from peer_node.hashing import hash_file
 from peer_node.progress import Progress, human_size
 from peer_node.transfer import destination, download, find_file
@@ -162,7 +163,7 @@ def get(ref, out, parallel, as_json, config_path, directory):
     bar = Progress(os.path.basename(dest))
     try:
         result = download(record, dest, on_progress=bar.update,
-                          on_unreachable=_unreachable_reporter(dirclient, cfg),
+                          on_unreachable=_unreachable_reporter(cfg),
                           parallel=parallel or cfg.parallel_sources)
     finally:
         bar.finish()
@@ -176,53 +177,67 @@ def get(ref, out, parallel, as_json, config_path, directory):
         click.echo(f"{result.path} already holds {result.name} (sha256 verified)")
 
 
-def _unreachable_reporter(dirclient, cfg):
-    """A callback that reports a failed holder to the directory, with whatever auth we have."""
-    state = {"ready": None}
-    lock = threading.Lock()  # parallel downloads may report from several threads
+def _unreachable_reporter(cfg):
+    """A callback(holder, error) that reports a failed holder with the running peer's session.
 
-    def authenticate():
-        from peer_node.node import SESSION_FILE, advertised_address
+    Only the live session of the peer that serves cfg's folder is used (peer_node/session.py).
+    The command never logs in as that peer: a login would make it look live at an address
+    where nothing may listen. A report renews nobody's lease. Without a usable session, one
+    warning says that nothing is reported, and the download goes on.
+    """
+    return _SessionReporter(cfg)
 
-        if cfg.folder:
-            try:
-                with open(os.path.join(cfg.folder, WORK_DIR, SESSION_FILE), encoding="utf-8") as f:
-                    dirclient.token = json.load(f)["token"]
-                    return True
-            except (OSError, ValueError, KeyError):
-                pass
-        if cfg.peer_id and cfg.secret:
-            address = advertised_address(cfg.host, cfg.port, cfg.advertise)
-            dirclient.login(cfg.peer_id, cfg.secret, address)
-            return True
-        return False
 
-    def report(holder, error):
-        with lock:
-            _report(holder)
+class _SessionReporter:
+    """Reports unreachable holders through a serving peer's session; see _unreachable_reporter."""
 
-    def _report(holder):
-        try:
-            if state["ready"] is None:
-                state["ready"] = authenticate()
-            if not state["ready"]:
-                log.warning("not reporting %s as unreachable: no peer credentials "
-                            "(give --config with [peer] peer_id and secret)", holder.peer_id)
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self._lock = threading.Lock()  # parallel downloads may report from several threads
+        self._client = None            # a DirectoryClient holding the session's token
+        self._declined = False         # told the user once that nothing is reported
+
+    def __call__(self, holder, error):
+        with self._lock:
+            if self._client is None and not self._declined:
+                self._client = self._connect()
+            if self._client is None:
+                log.debug("not reporting %s as unreachable: no session", holder.peer_id)
                 return
-            try:
-                verdict = dirclient.report_unreachable(holder.peer_id)
-            except P2PError as exc:
-                if getattr(exc, "status", None) != 401 or not (cfg.peer_id and cfg.secret):
-                    raise
-                from peer_node.node import advertised_address
+            self._report(holder)
 
-                dirclient.login(cfg.peer_id, cfg.secret, advertised_address(cfg.host, cfg.port, cfg.advertise))
-                verdict = dirclient.report_unreachable(holder.peer_id)
-            log.info("reported %s unreachable; directory says %s", holder.peer_id, verdict)
+    def _connect(self):
+        """A client with the running peer's token, or None after one warning saying why not."""
+        cfg = self.cfg
+        found = session.read(cfg.folder) if cfg.folder else None
+        if not cfg.folder:
+            reason = "give --config of a running peer (`p2p serve`) to report through its session"
+        elif found is None or (cfg.peer_id and found.peer_id != cfg.peer_id):
+            reason = (f"peer {cfg.peer_id or '(unnamed)'} is not running from {cfg.folder} "
+                      "(no live session); start it with `p2p serve` to report through it")
+        elif found.url not in cfg.directory:
+            reason = f"peer {found.peer_id} is logged in to {found.url}, not to {', '.join(cfg.directory)}"
+        else:
+            # the token goes only to the directory that issued it: a fail-over list may come
+            # from a flag, and a bearer token is not to be shown to whoever is listed there
+            client = DirectoryClient([found.url])
+            client.token = found.token
+            return client
+        log.warning("cannot report unreachable holders to the directory: %s; continuing the download", reason)
+        self._declined = True
+        return None
+
+    def _report(self, holder):
+        try:
+            verdict = self._client.report_unreachable(holder.peer_id)
+        except Unauthorized as exc:
+            # the peer's lease lapsed or the directory forgot it; the peer logs in again itself
+            log.warning("could not report %s as unreachable: the directory refused the session of "
+                        "peer %s (%s)", holder.peer_id, self.cfg.peer_id, exc.detail or exc.title)
         except P2PError as exc:
             log.warning("could not report %s as unreachable: %s", holder.peer_id, exc)
-
-    return report
+        else:
+            log.info("reported %s unreachable; directory says %s", holder.peer_id, verdict)
 
 
 @main.command()

@@ -1,12 +1,11 @@
 """A running peer: gRPC server, directory session (login, publish, heartbeat), rescans, replication pushes."""
-import json
 import logging
 import os
-import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from peer_node import session
 from peer_node.directory import DirectoryClient
 from peer_node.errors import (AlreadyExists, DirectoryError, DirectoryUnavailable, NotFound, P2PError,
                               Unauthorized)
@@ -19,16 +18,6 @@ log = logging.getLogger(__name__)
 
 MAX_BACKOFF = 10.0
 REPLICATION_WORKERS = 2
-SESSION_FILE = "session.json"
-
-
-def advertised_address(host, port, advertise=None):
-    """The grpc_address others should dial: advertise if set, else host:port (wildcards → hostname)."""
-    if advertise:
-        return advertise
-    if host in ("0.0.0.0", "::", "[::]", ""):
-        host = socket.gethostname()
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def replica_name(name, sha256):
@@ -73,7 +62,7 @@ class PeerNode:
         log.info("sharing %d file(s) from %s", len(changes.added), self.folder.root)
         self.server, self.port = create_server(self.config.bind_address, self.service)
         serve(self.server)
-        self.address = advertised_address(self.config.host, self.port, self.config.advertise)
+        self.address = session.advertised_address(self.config.host, self.port, self.config.advertise)
         for target, name in ((self._directory_loop, "directory"), (self._rescan_loop, "rescan")):
             t = threading.Thread(target=target, name=name, daemon=True)
             t.start()
@@ -87,13 +76,13 @@ class PeerNode:
         for t in self._threads:
             t.join(timeout=grace)
         self._pushes.shutdown(wait=False, cancel_futures=True)
+        session.forget(self.folder.root)  # first: the token dies with the logout below
         if self.directory.token:
             try:
                 self.directory.logout()
                 log.info("logged out of %s", self.directory.url)
             except P2PError as exc:
                 log.warning("logout failed: %s", exc)
-        self._forget_session()
         if self.server is not None:
             stop(self.server, grace)
         self.directory.close()
@@ -144,6 +133,7 @@ class PeerNode:
                     log.info("directory %s refused our session (%s); logging in again",
                              exc.url, exc.detail or exc.title)
                     self.directory.token = None
+                    session.forget(self.folder.root)  # nobody may report with a refused token
                     with self._lock:
                         self._dirty = True
                     # at once the first time; a directory that keeps refusing gets back-off
@@ -174,7 +164,8 @@ class PeerNode:
                                       files=files, accept_uploads=self.config.accept_uploads,
                                       free_bytes=self.folder_free_bytes())
         self._dirty = True  # publish with PUT too: login's files are optional in the contract
-        self._remember_session()
+        # lets `p2p get --config` on this machine report unreachable holders as this peer
+        session.write(self.folder.root, self.directory.url, self.directory.token, self.config.peer_id)
         return answer
 
     def _publish(self):
@@ -200,22 +191,6 @@ class PeerNode:
         free = self.folder.free_bytes()
         cap = self.config.max_upload_bytes
         return min(free, cap) if cap else free
-
-    def _remember_session(self):
-        # lets `p2p get --config` report unreachable holders with this peer's session
-        path = os.path.join(self.folder.work_dir, SESSION_FILE)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as f:
-                json.dump({"url": self.directory.url, "token": self.directory.token}, f)
-        except OSError as exc:
-            log.debug("cannot write %s: %s", path, exc)
-
-    def _forget_session(self):
-        try:
-            os.unlink(os.path.join(self.folder.work_dir, SESSION_FILE))
-        except OSError:
-            pass
 
     # -- folder changes ------------------------------------------------------------------
 

@@ -58,3 +58,23 @@ def write_config(path, peer, directory_url):
     path.write_text(f"[peer]\npeer_id = {peer.peer_id}\nsecret = {peer.peer_id}-secret\n"
                     f"folder = {peer.folder}\n[directory]\nurl = {directory_url}\n")
     return path
+
+
+def wait_for_heartbeats(directory_url, peer_ids, count, timeout=30.0):
+    """Wait until the directory has renewed the lease of every peer in peer_ids count more times.
+
+    Each heartbeat moves a peer's last_seen in GET /peers; a holder's planning rounds happen
+    at its heartbeats. Polling faster than peers beat, so a change is seen once per beat at
+    most: two beats between polls count as one, which only makes the wait longer.
+    """
+    seen = {peer_id: [] for peer_id in peer_ids}
+
+    def enough():
+        rows = requests.get(f"{directory_url}/api/v1/peers", timeout=5).json()
+        for row in rows:
+            values = seen.get(row["peer_id"])
+            if values is not None and (not values or values[-1] != row["last_seen"]):
+                values.append(row["last_seen"])
+        return all(len(values) > count for values in seen.values())  # the first value is the start
+
+    wait_until(enough, timeout=timeout, interval=0.1)

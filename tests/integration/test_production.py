@@ -8,7 +8,7 @@ import requests
 
 from tests.procs import ROOT, ServerProcess
 
-GUNICORN = Path(shutil.which("gunicorn") or ROOT / ".venv/bin/gunicorn")
+GUNICORN = Path(shutil.which("gunicorn") or ROOT / ".venv" / "bin" / "gunicorn")
 
 
 @pytest.fixture

@@ -16,9 +16,10 @@ import time
 import pytest
 import requests
 
+from peer_node import session
 from tests.fixtures.directory import PeerClient, entry
 from tests.fixtures.directory import sha as fake_sha
-from tests.integration.helpers import holders_of, p2p, sha, wait_until
+from tests.integration.helpers import holders_of, p2p, sha, wait_for_heartbeats, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -71,8 +72,7 @@ def on_disk(peer, name):
 
 def session_token(peer):
     """The token of the running peer's directory session (what `p2p get --config` reuses)."""
-    with open(os.path.join(peer.folder, ".p2p", "session.json"), encoding="utf-8") as f:
-        return json.load(f)["token"]
+    return session.read(peer.folder).token
 
 
 def cpu_seconds(proc):
@@ -181,9 +181,10 @@ def test_no_eligible_backup_stays_below_target_without_looping(directory_factory
     a = peer_factory(directory.url, files={"x.bin": data}, peer_id="a")
     wait_until(lambda: holders_of(directory.url, digest) == ["a"])
     logged_in(a)
-    time.sleep(LEASE / 3)  # let the first planning round happen
+    wait_for_heartbeats(directory.url, ["a"], 1)  # the first planning round for a's file
     cpu_before, start = cpu_seconds(directory), time.monotonic()
-    time.sleep(1.5 * LEASE)  # about five heartbeats of every peer, each of them a planning round
+    # five heartbeats of every peer: a planning round for a at each one that is due
+    wait_for_heartbeats(directory.url, ["a"] + [peer.peer_id for peer in backups], 5)
     cpu_used, window = cpu_seconds(directory) - cpu_before, time.monotonic() - start
 
     assert holders_of(directory.url, digest) == ["a"]
@@ -210,7 +211,7 @@ def test_r1_copies_nothing(directory_factory, peer_factory):
     logged_in(b)
     a = peer_factory(directory.url, files={"x.bin": data}, peer_id="a")
     wait_until(lambda: holders_of(directory.url, digest) == ["a"])
-    time.sleep(1.5 * LEASE)  # several heartbeats of both peers
+    wait_for_heartbeats(directory.url, ["a", "b"], 4)
     assert holders_of(directory.url, digest) == ["a"]
     assert on_disk(b, "x.bin") is None
     assert plans(directory) == [] and pushes(a) == []
@@ -270,7 +271,7 @@ def test_owner_delete_and_withdrawal(directory_factory, peer_factory, how, repli
                    timeout=LEASE + 8)
         assert on_disk(third, "doc.txt") == data
     else:
-        time.sleep(1.5 * LEASE)  # several planning rounds of the backup
+        wait_for_heartbeats(directory.url, [backup], 4)  # several planning rounds of the backup
         assert holders_of(directory.url, digest) == [backup]
         assert on_disk(third, "doc.txt") is None
         assert replication_of(directory, digest) == {"target": 2, "live_holders": 1, "pending": [],
@@ -335,18 +336,3 @@ def test_a_backup_that_logs_in_again_gets_its_copy_planned_again(make_app):
     assert a.heartbeat().get_json()["replicate"] == []  # handed out once
     b.login()  # b restarted: the upload it was receiving died with the old process
     assert [o["to_peer_id"] for o in a.heartbeat().get_json()["replicate"]] == ["b"]
-
-
-@pytest.mark.parametrize("name, expected", [
-    ("notes.txt", "notes.abababababab.txt"),
-    ("a/b/report.pdf", "a/b/report.abababababab.pdf"),
-    ("README", "README.abababababab"),
-    (".profile", ".profile.abababababab"),
-    ("x" * 255, "x" * 242 + ".abababababab"),  # a component stays within 255 bytes
-])
-def test_replica_name(name, expected):
-    from peer_node.folder import check_name
-    from peer_node.node import replica_name
-
-    assert replica_name(name, "ab" * 32) == expected
-    check_name(expected)
