@@ -33,7 +33,8 @@ class FakeDirectory:
         return [{"sha256": SHA, "name": "data.bin", "size": len(DATA), "holders": self.holders}]
 
     def file(self, sha):
-        return {"sha256": SHA, "size": len(DATA), "names": ["data.bin"], "holders": self.holders}
+        return {"sha256": SHA, "size": len(DATA), "names": ["data.bin"], "holders": self.holders,
+                "piece_size": 64 * 1024, "pieces": [SHA]}  # one piece: the whole file
 
     def peers(self):
         return [{"peer_id": "a", "grpc_address": "h:1", "last_seen": "now", "files": 1}]
@@ -108,6 +109,40 @@ def test_get_by_name_and_hash(runner, fake_directory, inproc_peer_factory, tmp_p
     result = runner.invoke(cli.main, ["get", SHA, "--out", str(out), "--json", "--directory", "http://d"])
     answer = json.loads(result.stdout)
     assert answer["path"] == str(out) and answer["sha256"] == SHA and out.read_bytes() == DATA
+
+
+def test_get_json_reports_the_swarm(runner, fake_directory, inproc_peer_factory, tmp_path):
+    good = inproc_peer_factory({"data.bin": DATA})
+    bad = inproc_peer_factory({"data.bin": DATA})
+    from tests.fixtures.peer import flip_bytes
+
+    flip_bytes(bad.folder.resolve("data.bin"), [0])
+    fake_directory.holders = [{"peer_id": "bad", "grpc_address": bad.address},
+                              {"peer_id": "good", "grpc_address": good.address}]
+    result = runner.invoke(cli.main, ["get", SHA, "--out", str(tmp_path / "x"), "--json", "--parallel", "1",
+                                      "--stall-timeout", "2", "--directory", "http://d"])
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.stdout)
+    assert answer["banned"] == {"bad": "piece 0 failed verification"}
+    assert answer["sources"] == ["good"] and answer["fetched"] == 2 * len(DATA)
+    assert answer["holders"]["good"]["verified"] == len(DATA) and answer["verified"] == "pieces"
+    assert {"resumed_bytes", "stalled", "busy", "refetched", "created", "replaced"} <= set(answer)
+    assert "holder bad" in result.stderr and "not reported to the directory yet" in result.stderr
+
+
+def test_get_never_overwrites_unless_forced(runner, fake_directory, inproc_peer_factory, tmp_path):
+    peer = inproc_peer_factory({"data.bin": DATA})
+    fake_directory.holders = [{"peer_id": "p", "grpc_address": peer.address}]
+    out = tmp_path / "mine.bin"
+    out.write_bytes(b"my own notes")
+    result = runner.invoke(cli.main, ["get", SHA, "--out", str(out), "--directory", "http://d"])
+    assert result.exit_code == 1 and result.output.count("\n") == 1
+    assert "already exists with other content" in result.output and "--force" in result.output
+    assert out.read_bytes() == b"my own notes"
+    result = runner.invoke(cli.main, ["get", SHA, "--out", str(out), "--force", "--directory", "http://d"])
+    assert result.exit_code == 0 and "replaced" in result.output and out.read_bytes() == DATA
+    result = runner.invoke(cli.main, ["get", SHA, "--out", str(out), "--directory", "http://d"])
+    assert result.exit_code == 0 and "already holds data.bin" in result.output
 
 
 def test_get_errors_are_one_line(runner, monkeypatch, tmp_path):
