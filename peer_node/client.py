@@ -29,6 +29,9 @@ CHANNEL_OPTIONS = [
     # (servicer.GRPC_OPTIONS: min_ping_interval_without_data_ms below our keepalive_time_ms).
     ("grpc.keepalive_time_ms", KEEPALIVE_TIME_MS),
     ("grpc.keepalive_timeout_ms", KEEPALIVE_TIMEOUT_MS),
+    # gRPC core times pings out on this one (default 60 s), not on keepalive_timeout_ms: without
+    # it a frozen peer is noticed after 70 s instead of 15 (measured with grpcio 1.85)
+    ("grpc.http2.ping_timeout_ms", KEEPALIVE_TIMEOUT_MS),
     ("grpc.keepalive_permit_without_calls", 0),
     ("grpc.http2.max_pings_without_data", 0),
 ]

@@ -28,6 +28,7 @@ GRPC_OPTIONS = [
     # its transfer slot (max_transfers) is freed instead of being held forever.
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.http2.ping_timeout_ms", 10_000),  # what core actually times pings out on
 ]
 
 
