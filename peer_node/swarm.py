@@ -447,6 +447,7 @@ class Swarm:
             delay = min(BUSY_MAX, BUSY_FIRST * 2 ** (hs.busy_answers - 1))
             hs.backoff_until = self.clock() + delay
             hs.state = "busy"
+            hs.owed_since = None  # it answered: the next try gets a fresh stall deadline
         log.info("holder %s is busy; trying it again in %.2f s", hs.holder.peer_id, delay)
 
     def _fetch(self, hs, peer, lane):

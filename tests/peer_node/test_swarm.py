@@ -165,18 +165,27 @@ def test_holder_breaking_the_protocol_is_banned(inproc_peer_factory, tmp_path, m
 def test_busy_holder_is_retried_not_reported(inproc_peer_factory, tmp_path):
     peer = start(inproc_peer_factory, max_transfers=1)
     slot = hold_slot(peer, SHA)
+    real = peer.service.download
+
+    def slow_to_answer(*args, **kwargs):  # a loaded peer: each answer takes two thirds of the stall timeout
+        time.sleep(0.2)
+        return real(*args, **kwargs)
+
+    peer.service.download = slow_to_answer
     unreachable = Calls()
-    seen = threading.Event()
+    busy_since = []
 
     def on_progress(p):
-        if dict((pid, state) for pid, state, _ in p.holders).get("p") == "busy" and not seen.is_set():
-            seen.set()
-            slot.close()  # the other transfer ends: the next try gets the slot
+        if dict((pid, state) for pid, state, _ in p.holders).get("p") == "busy":
+            busy_since.append(busy_since[0] if busy_since else time.monotonic())
+            if time.monotonic() - busy_since[0] > 1.0:  # busy for longer than the stall timeout
+                slot.close()  # the other transfer ends: the next try gets the slot
 
     result = download(record_of(peer, "data.bin", [holder(peer, "p")]), str(tmp_path / "out"),
-                      on_progress=on_progress, on_unreachable=unreachable)
+                      on_progress=on_progress, on_unreachable=unreachable, stall_timeout=0.3,
+                      give_up_after=5.0)
     assert (tmp_path / "out").read_bytes() == DATA
-    assert seen.is_set() and result.busy >= 1 and unreachable.calls == [] and not result.failed
+    assert result.busy >= 3 and unreachable.calls == [] and not result.failed and result.stalled == 0
 
 
 def test_nobody_delivering_ends_the_download_with_the_partial_kept(inproc_peer_factory, tmp_path):
