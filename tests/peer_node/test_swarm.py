@@ -96,6 +96,19 @@ def test_faster_holders_take_more_pieces(inproc_peer_factory, tmp_path):
     assert result.fetched - len(DATA) <= 2 * PIECE
 
 
+def test_endgame_a_slow_last_piece_is_fetched_again_and_the_slow_copy_cancelled(inproc_peer_factory, tmp_path):
+    fast = start(inproc_peer_factory, chunk_size=16 * 1024)
+    slow = start(inproc_peer_factory, chunk_size=4 * 1024, upload_rate_limit=16 * 1024)  # 4 s a piece
+    started = time.monotonic()
+    result = download(record_of(fast, "data.bin", [holder(slow, "slow"), holder(fast, "fast")]),
+                      str(tmp_path / "out"), parallel=2)
+    assert (tmp_path / "out").read_bytes() == DATA
+    assert time.monotonic() - started < 3.0  # nobody waited for the slow holder's piece
+    assert result.holders["fast"]["verified"] == len(DATA)
+    assert result.fetched - len(DATA) < PIECE  # the slow copy, cancelled part-way
+    assert not result.failed  # losing a race is no failure
+
+
 def test_lying_holder_is_banned_at_its_first_piece(inproc_peer_factory, tmp_path):
     other = os.urandom(len(DATA))
     liar = inproc_peer_factory({"data.bin": other}, chunk_size=16 * 1024)
