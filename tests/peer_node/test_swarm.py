@@ -247,7 +247,8 @@ def test_cancel_stops_within_a_second_and_keeps_the_partial(inproc_peer_factory,
     assert os.path.exists(part) and os.path.exists(record_path(part))
     kept = caught.value.result
     assert kept.fetched >= 4 * PIECE and not kept.failed  # nobody is blamed for our own cancel
-    again = download(record_of(peer, "data.bin", [holder(peer, "p")]), dest)
+    fast = start(inproc_peer_factory)
+    again = download(record_of(fast, "data.bin", [holder(fast, "fast")]), dest)
     assert open(dest, "rb").read() == DATA and again.resumed_bytes >= 4 * PIECE
 
 
