@@ -4,16 +4,12 @@ Every worker owns one holder and streams lanes of pieces from it (peer_node.lane
 who fetches what). Each piece is hashed as it lands, checked against its published hash and
 only then written in place in the partial file; a holder that sends a bad piece or breaks
 the protocol is banned for this download, one that sends nothing for stall_timeout seconds
-is cancelled, one that answers RESOURCE_EXHAUSTED is retried after a short back-off. A
-writer thread puts verified pieces in place and feeds the whole-file sha256 in file order
-(from memory when a piece continues the prefix, else read back later), so the whole file
-is checked moments after the last piece lands, without a second pass. The caller's thread
-supervises: the stall watchdog, the give-up deadline, progress, the batched piece record,
-and cancel().
+is cancelled, one that answers RESOURCE_EXHAUSTED is retried after a short back-off.
+Verified pieces go to the writer (peer_node.writer), which also computes the whole-file
+sha256 as they land. The caller's thread supervises: the stall watchdog, the give-up
+deadline, progress, the batched piece record, and cancel().
 """
 import logging
-import os
-import queue
 import threading
 import time
 from dataclasses import dataclass, field
@@ -22,7 +18,8 @@ from peer_node.client import PeerClient
 from peer_node.config import MAX_CHUNK_SIZE
 from peer_node.errors import Busy, P2PError, PeerUnavailable, RemoteError
 from peer_node.lanes import Board
-from peer_node.pieces import READ_SIZE, PieceBuffer, write_at
+from peer_node.pieces import PieceBuffer
+from peer_node.writer import PieceWriter
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +29,6 @@ RECORD_EVERY = 1.0  # the piece record is saved at most this often (a resume re-
 JOIN_ON_CANCEL = 0.5  # how long cancel() waits for the workers before leaving them behind
 BUSY_FIRST, BUSY_MAX = 0.25, 4.0  # back-off after RESOURCE_EXHAUSTED, doubling per answer
 GIVE_UP_STALLS = 3  # with nothing received for this many stall timeouts, the download ends
-QUEUED_PIECES = 1  # verified pieces waiting for the writer (each worker also holds one)
-WRITEBACK_WINDOW = 32 * 1024 * 1024
 
 
 class CancelToken:
@@ -158,10 +153,8 @@ class Swarm:
         self._stuck_after = min(2.0, stall_timeout / 2)
         # a chunk may span pieces (honest peers send up to MAX_CHUNK_SIZE), never more
         self._max_chunk = max(geometry.piece_size, MAX_CHUNK_SIZE)
-        self._whole, self._hashed, self._hash_stop = resumed.whole, resumed.prefix, False
-        self._queue = queue.Queue(QUEUED_PIECES)
-        self._read_buf = bytearray(min(READ_SIZE, max(geometry.piece_size, 1)))
-        self._advised = 0
+        self._writer = PieceWriter(partial, geometry, self.board.done, resumed.whole, resumed.prefix,
+                                   self._written)
         self._saved_pieces = -1
 
     def cancel(self, signum=None):
@@ -185,9 +178,8 @@ class Swarm:
         workers = 0 if self.board.complete else min(self.parallel, len(self._holders))
         threads = [threading.Thread(target=self._worker, name=f"swarm-{n}", daemon=True)
                    for n in range(workers)]
-        writer = threading.Thread(target=self._write_and_hash, name="swarm-write", daemon=True)
         self._alive = len(threads)
-        writer.start()
+        self._writer.start()
         for t in threads:
             t.start()
         outcome = "fatal"
@@ -195,20 +187,17 @@ class Swarm:
             outcome = self._supervise()
         finally:
             self._shutdown(threads, cancelled=outcome == "cancelled")
-        if outcome != "complete":
-            self._hash_stop = True  # what is queued is still written: it is verified
-        try:
-            self._queue.put(None, timeout=1.0)  # the writer drains the queue, then stops
-        except queue.Full:
-            pass  # the writer died: its error is in _fatal
+        # what is queued is still written (it is verified); the hash is finished only when complete
+        self._writer.close(hash_rest=outcome == "complete")
         if outcome == "complete":
-            outcome = self._finish_hash(writer)
+            outcome = self._finish_hash()
         else:
-            writer.join(JOIN_ON_CANCEL)
+            self._writer.join(JOIN_ON_CANCEL)
         self._save_record(force=True)
         self._report_progress()
-        if self._fatal is not None:
-            raise self._fatal
+        fatal = self._fatal or self._writer.error
+        if fatal is not None:
+            raise fatal
         return outcome
 
     def _supervise(self):
@@ -218,7 +207,7 @@ class Swarm:
             if self.token.cancelled:
                 return "cancelled"
             with self._lock:
-                if self._fatal is not None:
+                if self._fatal is not None or self._writer.error is not None:
                     return "fatal"
                 if self.board.complete:
                     return "complete"
@@ -252,18 +241,22 @@ class Swarm:
             if t.is_alive() and not cancelled:
                 log.warning("%s did not stop in time; leaving it behind", t.name)
 
-    def _finish_hash(self, writer):
-        while writer.is_alive():
-            writer.join(TICK)
+    def _finish_hash(self):
+        while not self._writer.join(TICK):
             if self.token.cancelled:
-                self._hash_stop = True
-                writer.join(JOIN_ON_CANCEL)
+                self._writer.stop_hashing()
+                self._writer.join(JOIN_ON_CANCEL)
                 return "cancelled"
-        return "complete" if self._hashed == self.geometry.count else "fatal"
+        return "complete" if self._writer.complete else "fatal"
 
     def whole_hexdigest(self):
         """sha256 of the whole file (valid after run() answered "complete")."""
-        return self._whole.hexdigest()
+        return self._writer.hexdigest()
+
+    def _written(self, index):
+        with self._lock:
+            self.board.finish_write(index)
+            self._cond.notify_all()
 
     def progress(self):
         """A SwarmProgress snapshot."""
@@ -531,81 +524,7 @@ class Swarm:
         for other in losers:
             if other.attempt is not None:
                 other.attempt.cancel("lost")
-        while True:  # the queue is short: this is what keeps memory bounded
-            try:
-                self._queue.put((i, piece.views), timeout=TICK)
-                return more
-            except queue.Full:
-                if self._fatal is not None:
-                    raise _Stopped() from None
-
-    # -- the writer -----------------------------------------------------------------------
-
-    def _write_and_hash(self):
-        """Write verified pieces in place and feed the whole-file sha256 in file order.
-
-        A piece that continues the hashed prefix is hashed from memory as it is written; one
-        that arrived ahead of the prefix is read back from the partial once the prefix reaches
-        it, whenever no piece is waiting to be written.
-        """
-        g = self.geometry
-        fd = None
-        draining = False
-        try:
-            fd = os.open(self.partial, os.O_RDWR)
-            while True:
-                behind = not self._hash_stop and self._hashed < g.count and self.board.done[self._hashed]
-                try:
-                    item = self._queue.get_nowait() if behind or draining else self._queue.get(timeout=TICK)
-                except queue.Empty:
-                    if behind:
-                        self._hash_from_disk(fd, self._hashed)
-                    elif draining:
-                        return
-                    continue
-                if item is None:
-                    draining = True
-                    continue
-                index, views = item
-                write_at(fd, g.start(index), views)
-                with self._lock:
-                    self.board.finish_write(index)
-                    self._cond.notify_all()
-                if index == self._hashed and not self._hash_stop:
-                    for view in views:
-                        self._whole.update(view)
-                    self._hashed += 1
-                    self._advise(fd)
-                del views, item
-        except Exception as exc:
-            with self._lock:
-                self._fatal = self._fatal or exc
-                self._stopping = True
-                self._cond.notify_all()
-        finally:
-            if fd is not None:
-                os.close(fd)
-
-    def _hash_from_disk(self, fd, index):
-        pos, end = self.geometry.start(index), self.geometry.end(index)
-        view = memoryview(self._read_buf)
-        while pos < end:
-            n = os.preadv(fd, [view[:min(len(view), end - pos)]], pos)
-            if n <= 0:
-                raise OSError(f"{self.partial} is shorter than its verified pieces")
-            self._whole.update(view[:n])
-            pos += n
-        self._hashed += 1
-        self._advise(fd)
-
-    def _advise(self, fd):
-        # Ask the kernel to write the hashed prefix out now, while the network keeps going,
-        # instead of leaving a whole file of dirty pages to the final fsync; it also keeps a
-        # big download from flooding the page cache. Nothing reads those bytes again.
-        upto = self.geometry.end(self._hashed - 1) if self._hashed else 0
-        if upto - self._advised >= WRITEBACK_WINDOW or upto == self.geometry.size:
-            try:
-                os.posix_fadvise(fd, self._advised, upto - self._advised, os.POSIX_FADV_DONTNEED)
-            except (AttributeError, OSError):
-                pass
-            self._advised = upto
+        while not self._writer.put(i, piece.views, timeout=TICK):  # a short queue bounds memory
+            if self._writer.error is not None:
+                raise _Stopped()
+        return more
