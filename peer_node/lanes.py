@@ -41,6 +41,7 @@ class Board:
         self._cover = [0] * count
         self.lanes = []
         self.missing = count - sum(self.done)
+        self.in_writing = 0  # pieces handed over whose write has not finished
 
     @property
     def complete(self):
@@ -114,6 +115,7 @@ class Board:
         if self.done[i] or self.writing[i]:
             return None
         self.writing[i] = 1
+        self.in_writing += 1
         self._cover[i] -= 1
         lane.next += 1
         lane.piece_received = 0
@@ -122,6 +124,7 @@ class Board:
     def finish_write(self, index):
         """The piece is on disk: it is done."""
         self.writing[index] = 0
+        self.in_writing -= 1
         self.done[index] = 1
         self.missing -= 1
 

@@ -211,7 +211,7 @@ class Swarm:
                     return "fatal"
                 if self.board.complete:
                     return "complete"
-                if self._alive == 0:
+                if self._alive == 0 and not self.board.in_writing:  # the last pieces may still land
                     return "no holders"
                 if now - self._last_progress > self.give_up_after:
                     return "gave up"

@@ -99,6 +99,6 @@ def test_a_piece_being_written_is_not_claimed_again():
     assert board.hand_over(a) == []
     board.release(a)  # a stops after handing piece 0 over: it is written, not missing
     b = board.claim("b")
-    assert (b.next, b.end) == (1, 2)
+    assert (b.next, b.end) == (1, 2) and board.in_writing == 1
     board.finish_write(0)
-    assert board.missing == 1
+    assert board.missing == 1 and board.in_writing == 0
