@@ -132,7 +132,10 @@ def download(record, dest, on_progress=None, on_unreachable=None, on_corrupt=Non
     raised within about a second with the partial and its record kept for the next run.
     """
     token = cancel or CancelToken()
-    existing = _check_destination(record, dest, force)
+    try:
+        existing = _check_destination(record, dest, force)
+    except OSError as exc:
+        raise P2PError(f"cannot read {dest}: {exc.strerror or exc}") from None
     if existing is not None:
         return existing
     if not record.holders and record.size:
@@ -178,11 +181,16 @@ def download(record, dest, on_progress=None, on_unreachable=None, on_corrupt=Non
     actual = swarm.whole_hexdigest()
     if actual != record.sha256:
         _discard(part, pieces)
-        _blame_single_source(record, result, on_corrupt)
+        if not geometry.verified:
+            _blame_single_source(record, result, on_corrupt)
         what = ("every piece matched the directory's piece hashes, so the piece hashes are wrong; "
                 "the partial was discarded" if geometry.verified else "the partial was discarded")
         raise ChecksumMismatch(dest, record.sha256, f"{actual} ({what})")
-    _place(part, dest, record.sha256, force, result)
+    try:
+        _place(part, dest, record.sha256, force, result)
+    except OSError as exc:
+        raise P2PError(f"cannot put the verified file at {dest}: {exc.strerror or exc}; "
+                       f"it is kept in {part}") from None
     pieces.remove()
     return result
 

@@ -292,3 +292,30 @@ def test_a_damaged_recorded_piece_is_fetched_again_alone(inproc_peer_factory, tm
     assert result.fetched == len(DATA) - result.resumed_bytes  # the rotten piece and the rest, no more
     assert result.resumed_bytes >= 19 * PIECE
     assert progress[-1].total == progress[-1].done == result.fetched  # this run's bytes only
+
+
+def test_a_full_disk_ends_the_download_with_one_error_and_no_hang(inproc_peer_factory, tmp_path, monkeypatch):
+    import errno
+
+    import peer_node.writer
+    from peer_node.errors import P2PError
+
+    peer = start(inproc_peer_factory, chunk_size=16 * 1024)
+    real = peer_node.writer.write_at
+    written = []
+
+    def fills_up(fd, offset, views):  # the disk, below the layer under test
+        if len(written) >= 3:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        written.append(offset)
+        real(fd, offset, views)
+
+    monkeypatch.setattr(peer_node.writer, "write_at", fills_up)
+    dest = str(tmp_path / "out")
+    started = time.monotonic()
+    with pytest.raises(P2PError, match="No space left on device; the verified pieces are kept"):
+        download(record_of(peer, "data.bin", [holder(peer, "p")]), dest)
+    assert time.monotonic() - started < 5
+    monkeypatch.setattr(peer_node.writer, "write_at", real)
+    again = download(record_of(peer, "data.bin", [holder(peer, "p")]), dest)
+    assert again.resumed_bytes == 3 * PIECE and open(dest, "rb").read() == DATA
