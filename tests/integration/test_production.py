@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.procs import ServerProcess
+from tests.procs import ROOT, ServerProcess
 
-GUNICORN = Path(shutil.which("gunicorn") or Path(__file__).resolve().parent.parent / ".venv/bin/gunicorn")
+GUNICORN = Path(shutil.which("gunicorn") or ROOT / ".venv" / "bin" / "gunicorn")
 
 
 @pytest.fixture
