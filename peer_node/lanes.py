@@ -2,10 +2,11 @@
 
 Each worker streams one lane (a run of pieces) with a single Download call, so one holder
 runs at full speed with no per-piece round trips. A worker with nothing left takes, in order:
-a run of pieces nobody covers; the back half of the largest lane still to be fetched (its
-owner stops at the new end); near the very end, a second copy of a piece another holder is
-slow with (the first verified copy wins, the other is cancelled). Faster holders thus end up
-with more pieces. Plain data, no threads: the caller holds one lock around every call.
+a run of pieces nobody covers (the first one, capped when several workers share the file);
+the back half of the largest lane still to be fetched (its owner stops at the new end); near
+the very end, a second copy of a piece another holder is slow with (the first verified copy
+wins, the other is cancelled). Faster holders thus end up with more pieces. Plain data, no
+threads: the caller holds one lock around every call.
 """
 from dataclasses import dataclass
 
@@ -48,26 +49,28 @@ class Board:
         """True when every piece is done."""
         return self.missing == 0
 
-    def claim(self, holder, worth_duplicating=None):
+    def claim(self, holder, worth_duplicating=None, max_run=None):
         """A new Lane for holder, or None when there is nothing useful for it to do now.
 
         worth_duplicating(lane) decides whether an endgame copy of lane's last piece pays off.
+        max_run caps a lane taken from uncovered pieces: with several workers, short lanes taken
+        front to back keep the verified prefix growing (the whole-file hash follows it).
         """
-        lane = self._claim_free(holder) or self._steal(holder)
+        lane = self._claim_free(holder, max_run or self.count) or self._steal(holder)
         if lane is None and worth_duplicating is not None:
             lane = self._duplicate(holder, worth_duplicating)
         if lane is not None:
             self.lanes.append(lane)
         return lane
 
-    def _claim_free(self, holder):
+    def _claim_free(self, holder, max_run):
         i = 0
         while i < self.count:
             if not self._free(i):
                 i += 1
                 continue
             start = i
-            while i < self.count and self._free(i):
+            while i < self.count and i - start < max_run and self._free(i):
                 self._cover[i] += 1
                 i += 1
             return Lane(holder, start, i)

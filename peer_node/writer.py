@@ -2,9 +2,10 @@
 
 Workers hand over each piece once it has verified; one thread writes it into its byte range
 of the partial file and feeds the whole-file sha256 in file order: from memory when the
-piece continues the hashed prefix, else by reading it back once the prefix reaches it (when
-no piece waits to be written). So the whole file is checked moments after its last piece
-lands, with no second pass over it. The queue is short: it bounds the memory a download uses.
+piece continues the hashed prefix, else by reading it back once the prefix reaches it (one
+such piece per piece written, and whenever nothing waits to be written). So the whole file
+is checked moments after its last piece lands, with no second pass over it. The queue is
+short: it bounds the memory a download uses.
 """
 import logging
 import os
@@ -81,11 +82,15 @@ class PieceWriter:
     def _run(self):
         g = self.geometry
         fd = None
-        draining = False
+        draining = wrote = False
         try:
             fd = os.open(self.path, os.O_RDWR)
             while True:
                 behind = not self._hash_stop and self.hashed < g.count and self._done[self.hashed]
+                if behind and wrote:  # one piece read back per piece written: no backlog for the end
+                    self._hash_from_disk(fd, self.hashed)
+                    wrote = False
+                    continue
                 try:
                     item = self._queue.get_nowait() if behind or draining else self._queue.get(timeout=POLL)
                 except queue.Empty:
@@ -97,6 +102,7 @@ class PieceWriter:
                 if item is None:
                     draining = True
                     continue
+                wrote = True
                 index, views = item
                 write_at(fd, g.start(index), views)
                 self._on_written(index)

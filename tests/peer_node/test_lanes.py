@@ -102,3 +102,12 @@ def test_a_piece_being_written_is_not_claimed_again():
     assert (b.next, b.end) == (1, 2) and board.in_writing == 1
     board.finish_write(0)
     assert board.missing == 1 and board.in_writing == 0
+
+
+def test_capped_lanes_are_taken_front_to_back():
+    board = Board(10)
+    lanes = [board.claim(name, max_run=3) for name in "abcd"]
+    assert [(lane.next, lane.end) for lane in lanes] == [(0, 3), (3, 6), (6, 9), (9, 10)]
+    finish(board, lanes[0])
+    board.release(lanes[0])  # a stops early: its rest is the first free run again
+    assert (board.claim("a", max_run=3).next, board.free_pieces()) == (1, 0)
