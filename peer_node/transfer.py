@@ -4,6 +4,8 @@ download() checks the destination first, resumes from the partial and its piece 
 (peer_node.pieces), runs the swarm engine (peer_node.swarm) over the live holders, checks the
 whole file's sha256 and only then puts the file in place. push() uploads a shared file.
 """
+import contextlib
+import fcntl
 import logging
 import os
 from dataclasses import asdict, dataclass, field
@@ -146,28 +148,67 @@ def download(record, dest, on_progress=None, on_unreachable=None, on_corrupt=Non
                     "verifying only the whole file", record.name, why)
     part = partial_path(dest, record.sha256)
     pieces = PieceRecord(record_path(part), record.sha256, geometry)
+    with _only_download_of(part, record.name, dest):
+        try:
+            resumed = resume(part, pieces, geometry)
+        except OSError as exc:
+            raise P2PError(f"cannot read the partial download {part}: {exc.strerror or exc}") from None
+        result = DownloadResult(dest, record.name, record.size, record.sha256,
+                                verified="pieces" if geometry.verified else "whole file")
+        result.resumed_bytes = sum(geometry.length(i) for i, d in enumerate(resumed.done) if d)
+        result.refetched["stale_record"] = resumed.stale
+        if resumed.pieces:
+            log.info("resuming %s: %d of %d bytes already verified in %s", record.name,
+                     result.resumed_bytes, record.size, part)
+        swarm = Swarm(record.sha256, geometry, record.holders, part, resumed, pieces, parallel=parallel,
+                      stall_timeout=stall_timeout, give_up_after=give_up_after, on_progress=on_progress,
+                      on_unreachable=on_unreachable, on_corrupt=on_corrupt, cancel=token)
+        try:
+            outcome = swarm.run()
+        except OSError as exc:
+            raise P2PError(f"cannot write {part}: {exc.strerror or exc}; the verified pieces are kept") from None
+        result.take(swarm.stats())
+        _check_outcome(outcome, swarm, record, part, token, result)
+        actual = swarm.whole_hexdigest()
+        if actual != record.sha256:
+            _discard(part, pieces)
+            if not geometry.verified:
+                _blame_single_source(record, result, on_corrupt)
+            what = ("every piece matched the directory's piece hashes, so the piece hashes are wrong; "
+                    "the partial was discarded" if geometry.verified else "the partial was discarded")
+            raise ChecksumMismatch(dest, record.sha256, f"{actual} ({what})")
+        try:
+            _place(part, dest, record.sha256, force, result)
+        except OSError as exc:
+            raise P2PError(f"cannot put the verified file at {dest}: {exc.strerror or exc}; "
+                           f"it is kept in {part}") from None
+        pieces.remove()
+    return result
+
+
+@contextlib.contextmanager
+def _only_download_of(part, name, dest):
+    """Hold an exclusive lock on the partial: two gets of one file into one folder would trip
+    over each other's resume and discard."""
     try:
         os.makedirs(os.path.dirname(part), exist_ok=True)
-        resumed = resume(part, pieces, geometry)
-        os.close(os.open(part, os.O_WRONLY | os.O_CREAT, 0o644))
+        fd = os.open(part, os.O_WRONLY | os.O_CREAT, 0o644)
     except OSError as exc:
         raise P2PError(f"cannot write the partial download {part}: {exc.strerror or exc}") from None
-    result = DownloadResult(dest, record.name, record.size, record.sha256,
-                            verified="pieces" if geometry.verified else "whole file")
-    result.resumed_bytes = sum(geometry.length(i) for i, d in enumerate(resumed.done) if d)
-    result.refetched["stale_record"] = resumed.stale
-    if resumed.pieces:
-        log.info("resuming %s: %d of %d bytes already verified in %s", record.name,
-                 result.resumed_bytes, record.size, part)
-    swarm = Swarm(record.sha256, geometry, record.holders, part, resumed, pieces, parallel=parallel,
-                  stall_timeout=stall_timeout, give_up_after=give_up_after, on_progress=on_progress,
-                  on_unreachable=on_unreachable, on_corrupt=on_corrupt, cancel=token)
     try:
-        outcome = swarm.run()
-    except OSError as exc:
-        raise P2PError(f"cannot write {part}: {exc.strerror or exc}; the verified pieces are kept") from None
-    result.take(swarm.stats())
-    kept = f"{_verified_bytes(swarm, geometry)} of {record.size} bytes kept in {part}"
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise P2PError(f"another p2p get is already downloading {name} into "
+                           f"{os.path.dirname(dest)} ({part})") from None
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _check_outcome(outcome, swarm, record, part, token, result):
+    """Raise the error for a run that did not complete."""
+    kept = f"{_verified_bytes(swarm, swarm.geometry)} of {record.size} bytes kept in {part}"
     if outcome == "cancelled":
         raise Interrupted(record.name, f"{kept}; run the same command again to resume",
                           signum=token.signum, result=result)
@@ -178,21 +219,6 @@ def download(record, dest, on_progress=None, on_unreachable=None, on_corrupt=Non
         tried = len(record.holders)
         raise NoHolders(record.name, f"{tried} holder(s) tried ({swarm.outcome_detail()}); {kept}; "
                         "run the same command again to resume" if tried else "no live holder; try again later")
-    actual = swarm.whole_hexdigest()
-    if actual != record.sha256:
-        _discard(part, pieces)
-        if not geometry.verified:
-            _blame_single_source(record, result, on_corrupt)
-        what = ("every piece matched the directory's piece hashes, so the piece hashes are wrong; "
-                "the partial was discarded" if geometry.verified else "the partial was discarded")
-        raise ChecksumMismatch(dest, record.sha256, f"{actual} ({what})")
-    try:
-        _place(part, dest, record.sha256, force, result)
-    except OSError as exc:
-        raise P2PError(f"cannot put the verified file at {dest}: {exc.strerror or exc}; "
-                       f"it is kept in {part}") from None
-    pieces.remove()
-    return result
 
 
 def _verified_bytes(swarm, geometry):

@@ -236,3 +236,17 @@ def test_push_uploads_a_shared_file(inproc_peer_factory):
     dst = inproc_peer_factory({})
     stored = push(src.folder, src.folder.by_name("data.bin"), dst.address, "copy.bin")
     assert stored.sha256 == SHA and dst.folder.by_name("copy.bin").sha256 == SHA
+
+
+def test_a_second_get_of_the_same_file_into_the_same_folder_is_refused(tmp_path):
+    import fcntl
+
+    from peer_node.errors import P2PError
+
+    dest = str(tmp_path / "d")
+    part = partial_path(dest, SHA)
+    os.makedirs(os.path.dirname(part))
+    with open(part, "wb") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)  # as the running one holds it
+        with pytest.raises(P2PError, match="another p2p get is already downloading"):
+            download(FileRecord(SHA, len(DATA), "data.bin", [DEAD], PIECE, []), dest)
