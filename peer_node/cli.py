@@ -212,6 +212,8 @@ def _cancel_on_signals(token):
         return lambda: None
 
     def on_signal(signum, frame):
+        if token.cancelled:
+            return  # already stopping (within a second): a second Ctrl-C must not cut that short
         token.cancel(signum)
         if not token.running:
             raise _Signalled(signum)
