@@ -180,6 +180,7 @@ def get(ref, out, parallel, stall_timeout, force, as_json, config_path, director
             _echo_json({**exc.result.to_json(), "interrupted": signal.Signals(signum).name})
         line = str(exc) if isinstance(exc, Interrupted) else "interrupted (a partial download is kept)"
         click.echo(f"{signal.Signals(signum).name}: {line}", err=True)
+        log.debug("exiting with %d", 128 + signum)
         sys.exit(128 + signum)
     finally:
         restore()

@@ -118,8 +118,12 @@ class PieceRecord:
             return None
         return {i for i in range(self.geometry.count) if bits[i >> 3] & (0x80 >> (i & 7))}
 
-    def save(self, done):
-        """Record the pieces whose flag in done (a bytearray, one per piece) is set."""
+    def save(self, done, durable=True):
+        """Record the pieces whose flag in done (a bytearray, one per piece) is set.
+
+        durable=False skips the fsync: for the last save of a cancelled run, which must end
+        within a second (the page cache survives the process; a crash costs only re-checks).
+        """
         bits = bytearray((self.geometry.count + 7) // 8)
         for i, flag in enumerate(done):
             if flag:
@@ -128,7 +132,8 @@ class PieceRecord:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
             os.write(fd, self._header() + bytes(bits))
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, self.path)

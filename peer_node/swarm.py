@@ -6,8 +6,8 @@ only then written in place in the partial file; a holder that sends a bad piece 
 the protocol is banned for this download, one that sends nothing for stall_timeout seconds
 is cancelled, one that answers RESOURCE_EXHAUSTED is retried after a short back-off.
 Verified pieces go to the writer (peer_node.writer), which also computes the whole-file
-sha256 as they land. The caller's thread supervises: the stall watchdog, the give-up
-deadline, progress, the batched piece record, and cancel().
+sha256 as they land and saves the piece record. The caller's thread supervises: the stall
+watchdog, the give-up deadline, progress, and cancel().
 """
 import logging
 import threading
@@ -25,8 +25,7 @@ log = logging.getLogger(__name__)
 
 TICK = 0.05  # how often the supervisor looks at the workers (cancel() acts within this)
 PROGRESS_EVERY = 0.1
-RECORD_EVERY = 1.0  # the piece record is saved at most this often (a resume re-verifies)
-JOIN_ON_CANCEL = 0.5  # how long cancel() waits for the workers before leaving them behind
+JOIN_ON_CANCEL = 0.5  # how long cancel() waits for workers and writer before leaving them behind
 BUSY_FIRST, BUSY_MAX = 0.25, 4.0  # back-off after RESOURCE_EXHAUSTED, doubling per answer
 GIVE_UP_STALLS = 3  # with nothing received for this many stall timeouts, the download ends
 # With several workers, lanes of at most this much, taken front to back: the whole-file hash
@@ -159,8 +158,7 @@ class Swarm:
         self._max_chunk = max(geometry.piece_size, MAX_CHUNK_SIZE)
         self._max_run = None  # set in run(), when the number of workers is known
         self._writer = PieceWriter(partial, geometry, self.board.done, resumed.whole, resumed.prefix,
-                                   self._written)
-        self._saved_pieces = -1
+                                   self._written, record)
 
     def cancel(self, signum=None):
         """Stop every worker within about a second; the partial and its record are kept."""
@@ -190,17 +188,21 @@ class Swarm:
         for t in threads:
             t.start()
         outcome = "fatal"
+        deadline = None
         try:
             outcome = self._supervise()
         finally:
-            self._shutdown(threads, cancelled=outcome == "cancelled")
+            log.debug("%s: stopping the workers", outcome)
+            deadline = self.clock() + (JOIN_ON_CANCEL if outcome == "cancelled" else 10.0)
+            self._shutdown(threads, deadline)
         # what is queued is still written (it is verified); the hash is finished only when complete
         self._writer.close(hash_rest=outcome == "complete")
         if outcome == "complete":
             outcome = self._finish_hash()
         else:
-            self._writer.join(JOIN_ON_CANCEL)
-        self._save_record(force=True)
+            self._writer.join(max(0.0, deadline - self.clock()))
+        self._writer.save_record(durable=outcome != "cancelled")
+        log.debug("workers and writer stopped, piece record saved")
         self._report_progress()
         fatal = self._fatal or self._writer.error
         if fatal is not None:
@@ -208,7 +210,7 @@ class Swarm:
         return outcome
 
     def _supervise(self):
-        next_progress = next_record = self.clock()
+        next_progress = self.clock()
         while True:
             now = self.clock()
             if self.token.cancelled:
@@ -229,24 +231,20 @@ class Swarm:
             if now >= next_progress:
                 self._report_progress()
                 next_progress = now + PROGRESS_EVERY
-            if now >= next_record:
-                self._save_record()
-                next_record = now + RECORD_EVERY
             self._wake.wait(TICK)
             self._wake.clear()
 
-    def _shutdown(self, threads, cancelled):
+    def _shutdown(self, threads, deadline):
         with self._lock:
             self._stopping = True
             attempts = [lane.attempt for lane in self.board.lanes if lane.attempt is not None]
             self._cond.notify_all()
         for attempt in attempts:
             attempt.cancel("stop")
-        deadline = self.clock() + (JOIN_ON_CANCEL if cancelled else 10.0)
         for t in threads:
             t.join(max(0.0, deadline - self.clock()))
-            if t.is_alive() and not cancelled:
-                log.warning("%s did not stop in time; leaving it behind", t.name)
+            if t.is_alive():
+                log.debug("%s did not stop in time; leaving it behind", t.name)
 
     def _finish_hash(self):
         behind = self.geometry.count - self._writer.hashed
@@ -278,18 +276,6 @@ class Swarm:
     def _report_progress(self):
         if self.on_progress is not None:
             self.on_progress(self.progress())
-
-    def _save_record(self, force=False):
-        with self._lock:
-            done = bytes(self.board.done)
-        count = sum(done)
-        if count == self._saved_pieces and not force:
-            return
-        try:
-            self.record.save(done)
-            self._saved_pieces = count
-        except OSError as exc:
-            log.warning("cannot save the piece record %s: %s", self.record.path, exc)
 
     def stats(self):
         """SwarmStats of the run so far."""

@@ -11,6 +11,7 @@ import logging
 import os
 import queue
 import threading
+import time
 
 from peer_node.pieces import READ_SIZE, write_at
 
@@ -19,6 +20,7 @@ log = logging.getLogger(__name__)
 QUEUED_PIECES = 1  # verified pieces waiting for the writer (each worker also holds one)
 WRITEBACK_WINDOW = 32 * 1024 * 1024
 POLL = 0.05
+RECORD_EVERY = 1.0  # the piece record is saved at most this often (a resume re-verifies)
 
 
 class PieceWriter:
@@ -26,11 +28,15 @@ class PieceWriter:
 
     done: the board's bytearray of written pieces (read to know what the prefix may take);
     whole, prefix: the sha256 of pieces 0..prefix-1 already hashed (from a resume);
-    on_written(index): called (in the writer thread) once a piece is on disk.
+    on_written(index): called (in the writer thread) once a piece is on disk;
+    record: the PieceRecord, saved (fsynced) from this thread at most every RECORD_EVERY s.
     """
 
-    def __init__(self, path, geometry, done, whole, prefix, on_written):
-        self.path, self.geometry, self._done = path, geometry, done
+    def __init__(self, path, geometry, done, whole, prefix, on_written, record):
+        self.path, self.geometry, self._done, self.record = path, geometry, done, record
+        self._saved_at = time.monotonic()
+        self._saved = sum(done)
+        self._save_lock = threading.Lock()  # the engine saves once more after this thread
         self._whole, self.hashed = whole, prefix
         self._on_written = on_written
         self._queue = queue.Queue(QUEUED_PIECES)
@@ -106,6 +112,7 @@ class PieceWriter:
                 index, views = item
                 write_at(fd, g.start(index), views)
                 self._on_written(index)
+                self._maybe_save()
                 if index == self.hashed and not self._hash_stop:
                     for view in views:
                         self._whole.update(view)
@@ -117,6 +124,25 @@ class PieceWriter:
         finally:
             if fd is not None:
                 os.close(fd)
+
+    def save_record(self, durable=True):
+        """Save the piece record now if pieces were written since the last save."""
+        with self._save_lock:
+            done = bytes(self._done)
+            count = sum(done)
+            if count == self._saved:
+                return
+            try:
+                self.record.save(done, durable)
+                self._saved = count
+            except OSError as exc:
+                log.warning("cannot save the piece record %s: %s", self.record.path, exc)
+
+    def _maybe_save(self):
+        # the disk thread fsyncs the record, so a slow disk never delays the supervisor
+        if time.monotonic() - self._saved_at >= RECORD_EVERY:
+            self.save_record()
+            self._saved_at = time.monotonic()
 
     def _hash_from_disk(self, fd, index):
         pos, end = self.geometry.start(index), self.geometry.end(index)
