@@ -13,10 +13,11 @@ from peer_node import session
 from peer_node.client import PeerClient
 from peer_node.config import SERVE_REQUIRED, load_config
 from peer_node.directory import DirectoryClient
-from peer_node.errors import ConfigError, NoHolders, P2PError, Unauthorized
+from peer_node.errors import ConfigError, Interrupted, P2PError, Unauthorized
 from peer_node.folder import check_name
 from peer_node.hashing import hash_file
 from peer_node.progress import Progress, human_size
+from peer_node.swarm import CancelToken
 from peer_node.transfer import destination, download, find_file
 
 log = logging.getLogger(__name__)
@@ -50,8 +51,8 @@ def _directory_options(fn):
     return fn
 
 
-def _client_config(config_path, directory):
-    cfg = load_config(config_path, {"directory": directory})
+def _client_config(config_path, directory, **flags):
+    cfg = load_config(config_path, {"directory": directory, **flags})
     if not cfg.directory:
         raise ConfigError(cfg.source if cfg.source != "defaults" else "(no config file)",
                           "[directory] url", "missing (use --directory, P2P_DIRECTORY or the config)")
@@ -147,34 +148,89 @@ def search(query, limit, as_json, config_path, directory):
 @click.option("--out", type=click.Path(), help="Output file or directory (default: the config's "
               "shared folder, else the current directory).")
 @click.option("--parallel", type=click.IntRange(1, 16), default=None,
-              help="Holders to fetch from at once (default: [transfer] parallel_sources, 1).")
+              help="Holders to fetch pieces from at once (default: [transfer] parallel_sources, 4).")
+@click.option("--stall-timeout", type=click.FloatRange(0.1, 3600), default=None,
+              help="Seconds without a byte before a holder is dropped (default: [transfer] stall_timeout, 10).")
+@click.option("--force", is_flag=True, help="Replace an existing file with other content, once the "
+              "download is verified.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable result.")
 @_directory_options
 @_user_errors
-def get(ref, out, parallel, as_json, config_path, directory):
-    """Download a file by sha256 or exact name from its holders, verified, resumable."""
-    cfg = _client_config(config_path, directory)
-    dirclient = DirectoryClient(cfg.directory)
-    record = find_file(dirclient, ref)
-    if not record.holders:
-        raise NoHolders(record.name, "no live holder right now; try again later")
-    default_dir = cfg.folder if cfg.folder else os.getcwd()
-    dest = destination(out, record.name, default_dir)
-    bar = Progress(os.path.basename(dest))
+def get(ref, out, parallel, stall_timeout, force, as_json, config_path, directory):
+    """Download a file by sha256 or exact name from its holders, verified piece by piece, resumable."""
+    cfg = _client_config(config_path, directory, parallel_sources=parallel, stall_timeout=stall_timeout)
+    token = CancelToken()
+    restore = _cancel_on_signals(token)
     try:
-        result = download(record, dest, on_progress=bar.update,
-                          on_unreachable=_unreachable_reporter(cfg),
-                          parallel=parallel or cfg.parallel_sources)
+        dirclient = DirectoryClient(cfg.directory)
+        record = find_file(dirclient, ref)
+        default_dir = cfg.folder if cfg.folder else os.getcwd()
+        dest = destination(out, record.name, default_dir)
+        bar = Progress(os.path.basename(dest))
+        try:
+            result = download(record, dest, on_progress=lambda p: bar.update(p.done, p.total),
+                              on_unreachable=_unreachable_reporter(cfg),
+                              on_corrupt=_corrupt_reporter(dirclient, cfg),
+                              parallel=cfg.parallel_sources, stall_timeout=cfg.stall_timeout,
+                              force=force, cancel=token)
+        finally:
+            bar.finish()
+    except (Interrupted, _Signalled) as exc:
+        signum = exc.signum or signal.SIGINT
+        if as_json and getattr(exc, "result", None) is not None:
+            _echo_json({**exc.result.to_json(), "interrupted": signal.Signals(signum).name})
+        line = str(exc) if isinstance(exc, Interrupted) else "interrupted (a partial download is kept)"
+        click.echo(f"{signal.Signals(signum).name}: {line}", err=True)
+        log.debug("exiting with %d", 128 + signum)
+        sys.exit(128 + signum)
     finally:
-        bar.finish()
+        restore()
     if as_json:
-        _echo_json({"path": result.path, "name": result.name, "size": result.size,
-                    "sha256": result.sha256, "resumed_from": result.resumed_from,
-                    "sources": result.sources, "failed": result.failed, "created": result.created})
+        _echo_json(result.to_json())
+    elif result.replaced:
+        click.echo(f"replaced {result.path} with {result.name} ({result.size} bytes, sha256 verified)")
     elif result.created:
         click.echo(f"saved {result.name} ({result.size} bytes, sha256 verified) to {result.path}")
     else:
         click.echo(f"{result.path} already holds {result.name} (sha256 verified)")
+
+
+class _Signalled(Exception):
+    """SIGINT/SIGTERM arrived while no download was running to cancel."""
+
+    def __init__(self, signum):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _cancel_on_signals(token):
+    """SIGINT and SIGTERM cancel the running download (or end the command before it starts).
+
+    The handler only sets the token's attributes: the download's supervisor sees them within
+    a tick, so the signal never lands in the middle of a lock or a gRPC call. Returns the
+    function that puts the previous handlers back.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def on_signal(signum, frame):
+        if token.cancelled:
+            return  # already stopping (within a second): a second Ctrl-C must not cut that short
+        token.cancel(signum)
+        if not token.running:
+            raise _Signalled(signum)
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    return lambda: [signal.signal(s, h) for s, h in previous.items()]
+
+
+def _corrupt_reporter(dirclient, cfg):
+    """A callback for a holder banned for bad data; for now it only logs the holder."""
+    def report(holder, sha256):
+        log.warning("holder %s (%s) sent data that is not %s; not reported to the directory yet",
+                    holder.peer_id, holder.address, sha256)
+
+    return report
 
 
 def _unreachable_reporter(cfg):

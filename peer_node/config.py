@@ -91,7 +91,8 @@ _SETTINGS = {
     "directory": ("directory", "url", parse_urls, None),
     "chunk_size": ("transfer", "chunk_size", _ranged(parse_size, 1024, MAX_CHUNK_SIZE), MiB),
     "piece_size": ("transfer", "piece_size", _ranged(parse_size, MIN_PIECE_SIZE), DEFAULT_PIECE_SIZE),
-    "parallel_sources": ("transfer", "parallel_sources", _ranged(int, 1, 16), 1),
+    "parallel_sources": ("transfer", "parallel_sources", _ranged(int, 1, 16), 4),
+    "stall_timeout": ("transfer", "stall_timeout", _ranged(float, 0.1, 3600), 10.0),
     "upload_rate_limit": ("transfer", "upload_rate_limit", _ranged(parse_size, 0), 0),
     "max_upload_bytes": ("transfer", "max_upload_bytes", _ranged(parse_size, 0), 0),
     "accept_uploads": ("transfer", "accept_uploads", parse_bool, True),
@@ -119,7 +120,8 @@ class PeerConfig:
     directory: tuple = None
     chunk_size: int = MiB
     piece_size: int = DEFAULT_PIECE_SIZE
-    parallel_sources: int = 1
+    parallel_sources: int = 4
+    stall_timeout: float = 10.0
     upload_rate_limit: int = 0
     max_upload_bytes: int = 0
     accept_uploads: bool = True

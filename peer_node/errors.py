@@ -152,3 +152,14 @@ class NoHolders(P2PError):
     def __init__(self, what, detail=""):
         self.what = what
         super().__init__(f"no live holder could deliver {what}" + (f": {detail}" if detail else ""))
+
+
+class Interrupted(P2PError):
+    """A download was stopped on request (a signal, cancel()); the partial and its record stay.
+
+    result carries what the run did (a DownloadResult), signum the signal that asked, if any.
+    """
+
+    def __init__(self, what, detail="", signum=None, result=None):
+        self.what, self.signum, self.result = what, signum, result
+        super().__init__(f"interrupted: {what}" + (f": {detail}" if detail else ""))

@@ -18,6 +18,17 @@ GRPC_OPTIONS = [
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ("grpc.so_reuseport", 0),  # two peers must never share a port by accident
+    # Accept the keepalive pings our clients send during a call (client.KEEPALIVE_TIME_MS,
+    # 10 s): a ping closer than this to the previous one counts as a strike, and
+    # max_ping_strikes strikes end the connection with GOAWAY "too_many_pings".
+    ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
+    ("grpc.http2.max_ping_strikes", 2),
+    ("grpc.keepalive_permit_without_calls", 1),
+    # Our own pings find a client that froze or vanished mid-download, so its call ends and
+    # its transfer slot (max_transfers) is freed instead of being held forever.
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.http2.ping_timeout_ms", 10_000),  # what core actually times pings out on
 ]
 
 

@@ -1,28 +1,23 @@
-"""Moving whole files: verified, resumable download from a list of holders, and pushes to a peer.
+"""Moving whole files: where a download goes, the checks around the engine, and pushes to a peer.
 
-The download overlaps receiving with writing and hashing: the caller's thread pulls chunks
-off the gRPC stream while a writer thread appends them to the partial file and feeds
-sha256 (hashlib and file writes release the GIL on large buffers). The queue between them
-is bounded, so memory stays flat whatever the file size.
+download() checks the destination first, resumes from the partial and its piece record
+(peer_node.pieces), runs the swarm engine (peer_node.swarm) over the live holders, checks the
+whole file's sha256 and only then puts the file in place. push() uploads a shared file.
 """
-import hashlib
+import contextlib
+import fcntl
 import logging
 import os
-import queue
-import threading
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from peer_node.client import PeerClient
-from peer_node.errors import (ChecksumMismatch, InvalidRequest, NoHolders, NotFound, P2PError,
-                              PeerUnavailable, RemoteError)
-from peer_node.folder import WORK_DIR, check_name, place_atomically
+from peer_node.errors import AlreadyExists, ChecksumMismatch, Interrupted, InvalidRequest, NoHolders, NotFound, P2PError
+from peer_node.folder import WORK_DIR, check_name, fsync_dir, place_atomically
 from peer_node.hashing import is_sha256, sha256_file
+from peer_node.pieces import PieceRecord, geometry_for, resume
+from peer_node.swarm import CancelToken, Swarm
 
 log = logging.getLogger(__name__)
-
-MIN_SEGMENT = 4 * 1024 * 1024  # below this, one stream beats the cost of another connection
-QUEUE_CHUNKS = 4  # at 1 MiB chunks: at most ~4 MiB queued between network and disk
-WRITEBACK_WINDOW = 32 * 1024 * 1024
 
 
 @dataclass
@@ -35,12 +30,14 @@ class Holder:
 
 @dataclass
 class FileRecord:
-    """What the directory says about one file."""
+    """What the directory says about one file (piece_size and pieces may be unknown: None)."""
 
     sha256: str
     size: int
     name: str
     holders: list = field(default_factory=list)
+    piece_size: int = None
+    pieces: list = None
 
 
 @dataclass
@@ -51,11 +48,29 @@ class DownloadResult:
     name: str
     size: int
     sha256: str
-    resumed_from: int = 0
-    sources: list = field(default_factory=list)
-    failed: list = field(default_factory=list)
     created: bool = True
-    received: int = 0
+    replaced: bool = False
+    verified: str = "pieces"  # "pieces", or "whole file" when the directory had no piece hashes
+    resumed_bytes: int = 0  # verified bytes a previous run had left in the partial
+    fetched: int = 0  # bytes received in this run, including any that were thrown away
+    holders: dict = field(default_factory=dict)  # peer_id -> {state, received, verified, reason}
+    banned: dict = field(default_factory=dict)  # peer_id -> why
+    stalled: int = 0
+    busy: int = 0
+    refetched: dict = field(default_factory=lambda: {"failed_verification": 0, "stale_record": 0})
+    sources: list = field(default_factory=list)  # holders whose pieces made it into the file
+    failed: list = field(default_factory=list)  # holders that dropped out (banned, stalled, failed)
+
+    def to_json(self):
+        """The result as plain JSON data."""
+        return asdict(self)
+
+    def take(self, stats):
+        """Copy what the engine counted (a SwarmStats)."""
+        self.fetched, self.holders, self.banned = stats.fetched, stats.holders, stats.banned
+        self.stalled, self.busy = stats.stalled, stats.busy
+        self.refetched["failed_verification"] = stats.failed_verification
+        self.sources, self.failed = stats.sources, stats.failed
 
 
 def _holders(raw):
@@ -67,7 +82,8 @@ def find_file(directory, ref):
     if is_sha256(ref):
         rec = directory.file(ref)
         names = rec.get("names") or [rec.get("name") or ref]
-        return FileRecord(ref, int(rec["size"]), names[0], _holders(rec.get("holders")))
+        return FileRecord(ref, int(rec["size"]), names[0], _holders(rec.get("holders")),
+                          rec.get("piece_size"), rec.get("pieces"))
     check_name(ref)
     matches = [r for r in directory.search(ref) if r.get("name") == ref]
     digests = sorted({r["sha256"] for r in matches})
@@ -76,13 +92,14 @@ def find_file(directory, ref):
     if len(digests) > 1:
         raise InvalidRequest(f"{len(digests)} different files are named {ref!r}; "
                              f"ask for one by sha256: {', '.join(digests)}")
+    rec = {}
     try:
         rec = directory.file(digests[0])
         holders = _holders(rec.get("holders")) or _holders(matches[0].get("holders"))
         size = int(rec.get("size", matches[0]["size"]))
     except NotFound:
         holders, size = _holders(matches[0].get("holders")), int(matches[0]["size"])
-    return FileRecord(digests[0], size, ref, holders)
+    return FileRecord(digests[0], size, ref, holders, rec.get("piece_size"), rec.get("pieces"))
 
 
 def destination(out, name, default_dir):
@@ -100,240 +117,161 @@ def partial_path(dest, sha256):
     return os.path.join(os.path.dirname(dest), WORK_DIR, "partial", f"{sha256}.part")
 
 
-class _Writer:
-    """A thread that appends chunks to a file and hashes them, fed through a bounded queue."""
-
-    def __init__(self, f, hasher):
-        self._f, self._hasher = f, hasher
-        self._written = self._flushed = f.tell()
-        self._queue = queue.Queue(QUEUE_CHUNKS)
-        self._error = None
-        self._thread = threading.Thread(target=self._run, name="download-writer", daemon=True)
-        self._thread.start()
-
-    def _run(self):
-        while True:
-            data = self._queue.get()
-            if data is None:
-                return
-            if self._error is not None:
-                continue  # keep draining so the producer never blocks forever
-            try:
-                self._f.write(data)
-                self._hasher.update(data)
-                self._written += len(data)
-                if self._written - self._flushed >= WRITEBACK_WINDOW:
-                    self._start_writeback()
-            except BaseException as exc:  # surfaced in the caller's thread by put()/finish()
-                self._error = exc
-
-    def _start_writeback(self):
-        # Ask the kernel to write this window out now, while the network keeps going, instead
-        # of leaving a whole file of dirty pages to the final fsync (which then blocks for it).
-        # It also keeps a big download from flooding the page cache.
-        try:
-            os.posix_fadvise(self._f.fileno(), self._flushed, self._written - self._flushed,
-                             os.POSIX_FADV_DONTNEED)
-        except (AttributeError, OSError):
-            pass
-        self._flushed = self._written
-
-    def put(self, data):
-        """Queue data for writing; re-raise an earlier write error."""
-        if self._error is not None:
-            raise self._error
-        self._queue.put(data)
-
-    def finish(self):
-        """Wait until everything queued is written; fsync; re-raise a write error."""
-        self._queue.put(None)
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        self._f.flush()
-        os.fsync(self._f.fileno())
+def record_path(part):
+    """The piece record that goes with a partial file."""
+    return part[:-len(".part")] + ".pieces" if part.endswith(".part") else part + ".pieces"
 
 
-def download(record, dest, on_progress=None, on_unreachable=None, parallel=1):
-    """Fetch record into dest: resume from a partial, try holders in turn, verify, place atomically.
+def download(record, dest, on_progress=None, on_unreachable=None, on_corrupt=None, parallel=4,
+             stall_timeout=10.0, force=False, cancel=None, give_up_after=None):
+    """Fetch record into dest from its holders: verified pieces, resumable, placed atomically.
 
-    on_progress(received, size) is called after each chunk; on_unreachable(holder, error) when
-    a holder fails with UNAVAILABLE/DEADLINE_EXCEEDED or its stream breaks. parallel > 1 splits
-    what is missing into segments fetched from up to that many holders at once.
+    A dest that already holds the file ends at once (created False); one with other content
+    raises AlreadyExists before anything is fetched, unless force (then it is replaced once
+    the download is verified). on_progress(SwarmProgress) is called about ten times a second;
+    on_unreachable(holder, error) for a holder that fails or stalls; on_corrupt(holder, sha256)
+    for one banned for bad data. cancel: a CancelToken; when it is cancelled, Interrupted is
+    raised within about a second with the partial and its record kept for the next run.
     """
-    part = partial_path(dest, record.sha256)
-    os.makedirs(os.path.dirname(part), exist_ok=True)
-    if os.path.exists(dest) and os.path.isfile(dest):
-        if sha256_file(dest).hexdigest() == record.sha256:
-            return DownloadResult(dest, record.name, record.size, record.sha256, created=False)
-    received = os.path.getsize(part) if os.path.exists(part) else 0
-    if received > record.size:
-        log.info("discarding partial %s: longer than the file", part)
-        os.unlink(part)
-        received = 0
-    result = DownloadResult(dest, record.name, record.size, record.sha256, resumed_from=received,
-                            received=received)
-    if received:
-        log.info("resuming %s from byte %d of %d", record.name, received, record.size)
-    if parallel > 1 and len(record.holders) > 1 and record.size - received >= 2 * MIN_SEGMENT:
-        return _download_parallel(record, dest, part, result, parallel, on_progress, on_unreachable)
-    hasher = sha256_file(part) if received else hashlib.sha256()
-    f = open(part, "ab", buffering=0)
-    writer = _Writer(f, hasher)
+    token = cancel or CancelToken()
     try:
-        for holder in record.holders:
-            if result.received >= record.size:
-                break
-            start = result.received
-            try:
-                _fetch_from(holder, record, result, writer, on_progress)
-                result.sources.append(holder.peer_id)
-            except PeerUnavailable as exc:
-                log.warning("holder %s (%s) failed at byte %d: %s; trying the next one",
-                            holder.peer_id, holder.address, result.received, exc.detail or exc)
-                result.failed.append(holder.peer_id)
-                if result.received > start:
-                    result.sources.append(holder.peer_id)
-                if on_unreachable is not None:
-                    on_unreachable(holder, exc)
-            except P2PError as exc:
-                log.warning("holder %s (%s) refused: %s; trying the next one",
-                            holder.peer_id, holder.address, exc)
-                result.failed.append(holder.peer_id)
-        writer.finish()
-    finally:
-        f.close()
-    return _finish(record, dest, part, result, hasher.hexdigest())
-
-
-def _finish(record, dest, part, result, actual):
-    """Check the outcome, verify the digest, and move the partial into place."""
-    received = result.received
-    if received < record.size:
-        tried = len(record.holders)
-        raise NoHolders(record.name, f"{tried} holder(s) tried, {received} of {record.size} bytes "
-                        f"kept in {part}; run the same command again to resume"
-                        if tried else "no live holder; try again later")
-    if actual != record.sha256:
-        os.unlink(part)
-        raise ChecksumMismatch(dest, record.sha256, actual)
-    os.makedirs(os.path.dirname(dest), exist_ok=True)
-    result.created = place_atomically(part, dest, record.sha256)
+        existing = _check_destination(record, dest, force)
+    except OSError as exc:
+        raise P2PError(f"cannot read {dest}: {exc.strerror or exc}") from None
+    if existing is not None:
+        return existing
+    if not record.holders and record.size:
+        raise NoHolders(record.name, "no live holder right now; try again later")
+    geometry, why = geometry_for(record.size, record.piece_size, record.pieces)
+    if why:
+        log.warning("%s: %s (an older peer shared it); fetching from one holder at a time and "
+                    "verifying only the whole file", record.name, why)
+    part = partial_path(dest, record.sha256)
+    pieces = PieceRecord(record_path(part), record.sha256, geometry)
+    with _only_download_of(part, record.name, dest):
+        try:
+            resumed = resume(part, pieces, geometry)
+        except OSError as exc:
+            raise P2PError(f"cannot read the partial download {part}: {exc.strerror or exc}") from None
+        result = DownloadResult(dest, record.name, record.size, record.sha256,
+                                verified="pieces" if geometry.verified else "whole file")
+        result.resumed_bytes = sum(geometry.length(i) for i, d in enumerate(resumed.done) if d)
+        result.refetched["stale_record"] = resumed.stale
+        if resumed.pieces:
+            log.info("resuming %s: %d of %d bytes already verified in %s", record.name,
+                     result.resumed_bytes, record.size, part)
+        swarm = Swarm(record.sha256, geometry, record.holders, part, resumed, pieces, parallel=parallel,
+                      stall_timeout=stall_timeout, give_up_after=give_up_after, on_progress=on_progress,
+                      on_unreachable=on_unreachable, on_corrupt=on_corrupt, cancel=token)
+        try:
+            outcome = swarm.run()
+        except OSError as exc:
+            raise P2PError(f"cannot write {part}: {exc.strerror or exc}; the verified pieces are kept") from None
+        result.take(swarm.stats())
+        _check_outcome(outcome, swarm, record, part, token, result)
+        actual = swarm.whole_hexdigest()
+        if actual != record.sha256:
+            _discard(part, pieces)
+            if not geometry.verified:
+                _blame_single_source(record, result, on_corrupt)
+            what = ("every piece matched the directory's piece hashes, so the piece hashes are wrong; "
+                    "the partial was discarded" if geometry.verified else "the partial was discarded")
+            raise ChecksumMismatch(dest, record.sha256, f"{actual} ({what})")
+        try:
+            _place(part, dest, record.sha256, force, result)
+        except OSError as exc:
+            raise P2PError(f"cannot put the verified file at {dest}: {exc.strerror or exc}; "
+                           f"it is kept in {part}") from None
+        pieces.remove()
     return result
 
 
-def _fetch_from(holder, record, result, writer, on_progress):
-    """Stream the rest of the file from one holder into writer, counting in result.received."""
-    with PeerClient(holder.address) as peer:
-        for pos, data in peer.download(sha256=record.sha256, offset=result.received):
-            if pos != result.received or pos + len(data) > record.size:
-                raise RemoteError(holder.address, "PROTOCOL",
-                                  f"chunk at {pos}+{len(data)} does not continue at {result.received}")
-            writer.put(data)
-            result.received += len(data)
-            if on_progress is not None:
-                on_progress(result.received, record.size)
-    if result.received < record.size:
-        raise PeerUnavailable(holder.address,
-                              f"stream ended at byte {result.received} of {record.size}")
-
-
-@dataclass
-class _Segment:
-    pos: int
-    end: int
-    busy: bool = False
-
-
-def _download_parallel(record, dest, part, result, parallel, on_progress, on_unreachable):
-    """Multi-source: workers take segments of the missing range, each from its own holder.
-
-    A holder that fails gives its segment back (from the byte it reached) and retires; a spare
-    holder takes its place. On overall failure the partial is cut back to its contiguous
-    prefix, so a later run can still resume by range.
-    """
-    start = result.received
-    workers = min(parallel, len(record.holders))
-    size_each = max(MIN_SEGMENT, -(-(record.size - start) // (workers * 4)))
-    segments = [_Segment(lo, min(lo + size_each, record.size))
-                for lo in range(start, record.size, size_each)]
-    holders = list(record.holders)
-    lock = threading.Lock()
-    fd = os.open(part, os.O_WRONLY | os.O_CREAT, 0o644)
-    log.info("fetching %s from up to %d holders in %d segments", record.name, workers, len(segments))
-
-    def take_segment():
-        with lock:
-            for seg in segments:
-                if not seg.busy and seg.pos < seg.end:
-                    seg.busy = True
-                    return seg
-        return None
-
-    def work():
-        while True:
-            with lock:
-                if not holders or all(seg.pos >= seg.end for seg in segments):
-                    return
-                holder = holders.pop(0)
-            used = False
-            try:
-                with PeerClient(holder.address) as peer:
-                    while (seg := take_segment()) is not None:
-                        try:
-                            for pos, data in peer.download(sha256=record.sha256, offset=seg.pos,
-                                                           length=seg.end - seg.pos):
-                                if pos != seg.pos or pos + len(data) > seg.end:
-                                    raise RemoteError(holder.address, "PROTOCOL",
-                                                      f"chunk at {pos} does not continue at {seg.pos}")
-                                os.pwrite(fd, data, pos)
-                                used = True
-                                with lock:
-                                    seg.pos += len(data)
-                                    result.received += len(data)
-                                    done = result.received
-                                if on_progress is not None:
-                                    on_progress(done, record.size)
-                            if seg.pos < seg.end:
-                                raise PeerUnavailable(holder.address, f"stream ended at byte {seg.pos}")
-                        finally:
-                            seg.busy = False
-                with lock:
-                    result.sources.append(holder.peer_id)
-                    holders.append(holder)  # still good: it may finish a segment another dropped
-                return
-            except PeerUnavailable as exc:
-                log.warning("holder %s (%s) failed: %s; its segment goes to another holder",
-                            holder.peer_id, holder.address, exc.detail or exc)
-                if on_unreachable is not None:
-                    on_unreachable(holder, exc)
-            except P2PError as exc:
-                log.warning("holder %s (%s) refused: %s", holder.peer_id, holder.address, exc)
-            with lock:
-                result.failed.append(holder.peer_id)
-                if used:
-                    result.sources.append(holder.peer_id)
-
-    threads = [threading.Thread(target=work, name=f"source-{i}", daemon=True) for i in range(workers)]
+@contextlib.contextmanager
+def _only_download_of(part, name, dest):
+    """Hold an exclusive lock on the partial: two gets of one file into one folder would trip
+    over each other's resume and discard."""
     try:
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        if all(seg.pos >= seg.end for seg in segments):
-            os.fsync(fd)
-        else:
-            prefix = start
-            for seg in segments:  # in file order: the prefix ends at the first gap
-                prefix = seg.pos
-                if seg.pos < seg.end:
-                    break
-            os.ftruncate(fd, prefix)
-            result.received = prefix
+        os.makedirs(os.path.dirname(part), exist_ok=True)
+        fd = os.open(part, os.O_WRONLY | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise P2PError(f"cannot write the partial download {part}: {exc.strerror or exc}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise P2PError(f"another p2p get is already downloading {name} into "
+                           f"{os.path.dirname(dest)} ({part})") from None
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _check_outcome(outcome, swarm, record, part, token, result):
+    """Raise the error for a run that did not complete."""
+    kept = f"{_verified_bytes(swarm, swarm.geometry)} of {record.size} bytes kept in {part}"
+    if outcome == "cancelled":
+        raise Interrupted(record.name, f"{kept}; run the same command again to resume",
+                          signum=token.signum, result=result)
+    if outcome == "gave up":
+        raise NoHolders(record.name, f"no holder sent anything for {swarm.give_up_after:g} s "
+                        f"({swarm.outcome_detail()}); {kept}; run the same command again to resume")
+    if outcome != "complete":
+        tried = len(record.holders)
+        raise NoHolders(record.name, f"{tried} holder(s) tried ({swarm.outcome_detail()}); {kept}; "
+                        "run the same command again to resume" if tried else "no live holder; try again later")
+
+
+def _verified_bytes(swarm, geometry):
+    return sum(geometry.length(i) for i, d in enumerate(swarm.board.done) if d)
+
+
+def _check_destination(record, dest, force):
+    """None to go ahead; a result when dest already holds the file; AlreadyExists otherwise."""
+    if not os.path.lexists(dest):
+        return None
+    if os.path.isdir(dest):
+        raise AlreadyExists(record.name, f"{dest} is a directory; give --out another path")
+    if (os.path.isfile(dest) and os.path.getsize(dest) == record.size
+            and sha256_file(dest).hexdigest() == record.sha256):
+        return DownloadResult(dest, record.name, record.size, record.sha256, created=False)
+    if not force:
+        raise AlreadyExists(record.name, f"{dest} already exists with other content; nothing was "
+                            "downloaded (--force replaces it once the download is verified)")
+    return None
+
+
+def _place(part, dest, sha256, force, result):
+    fd = os.open(part, os.O_RDONLY)
+    try:
+        os.fsync(fd)
     finally:
         os.close(fd)
-    actual = sha256_file(part).hexdigest() if result.received >= record.size else ""
-    return _finish(record, dest, part, result, actual)
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    if force and os.path.lexists(dest):
+        os.replace(part, dest)  # --force: the verified file takes the old one's place atomically
+        fsync_dir(os.path.dirname(dest))
+        result.created, result.replaced = True, True
+    else:
+        result.created = place_atomically(part, dest, sha256)
+
+
+def _discard(part, pieces):
+    pieces.remove()
+    try:
+        os.unlink(part)
+    except FileNotFoundError:
+        pass
+
+
+def _blame_single_source(record, result, on_corrupt):
+    """Without piece hashes a bad file can be pinned on a holder only when it sent all of it."""
+    if on_corrupt is None or result.resumed_bytes or len(result.sources) != 1:
+        return
+    for holder in record.holders:
+        if holder.peer_id == result.sources[0]:
+            log.warning("holder %s (%s) sent a file that does not match its sha256",
+                        holder.peer_id, holder.address)
+            on_corrupt(holder, record.sha256)
 
 
 def push(folder, entry, to_address, name=None, chunk_size=1024 * 1024, rate_limiter=None):

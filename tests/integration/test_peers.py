@@ -1,5 +1,6 @@
 """Real `p2p serve` processes against a real directory: transfers, uploads, failures, lifecycle."""
 import glob
+import json
 import os
 import signal
 import subprocess
@@ -75,15 +76,16 @@ def test_get_by_hash_and_by_name_then_shared(directory_proc, peer_factory, tmp_p
     assert "no live peer shares" in missing.stderr
 
 
-def test_resume_by_range_from_partial(directory_proc, peer_factory, tmp_path):
-    peer_factory(directory_proc.url, files={"small.bin": SMALL})
+def test_resume_from_partial_keeps_its_verified_pieces(directory_proc, peer_factory, tmp_path):
+    peer_factory(directory_proc.url, files={"small.bin": SMALL}, env={"P2P_PIECE_SIZE": "64KiB"})
     wait_until(lambda: holders_of(directory_proc.url, sha(SMALL)))
     part = tmp_path / ".p2p" / "partial" / f"{sha(SMALL)}.part"
     part.parent.mkdir(parents=True)
-    part.write_bytes(SMALL[:123_456])
-    r = p2p("-v", "get", sha(SMALL), "--directory", directory_proc.url, cwd=tmp_path)
+    part.write_bytes(SMALL[:123_456])  # one whole 64 KiB piece and part of the next
+    r = p2p("-v", "get", sha(SMALL), "--directory", directory_proc.url, "--json", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert "resuming small.bin from byte 123456" in r.stderr
+    assert "resuming small.bin: 65536 of 200000 bytes already verified" in r.stderr
+    assert json.loads(r.stdout)["fetched"] == 200_000 - 65_536
     assert (tmp_path / "small.bin").read_bytes() == SMALL and not part.exists()
 
 
@@ -144,15 +146,17 @@ def received(folder):
 def test_holder_killed_mid_download(directory_proc, peer_factory, tmp_path):
     data = os.urandom(3 * 1024 * 1024)
     slow = ("--chunk-size", "64KiB", "--upload-rate-limit", "1MiB")
-    a = peer_factory(directory_proc.url, files={"big.bin": data}, peer_id="a", args=slow)
-    b = peer_factory(directory_proc.url, files={"big.bin": data}, peer_id="b", args=slow)
+    pieces = {"P2P_PIECE_SIZE": "256KiB"}
+    a = peer_factory(directory_proc.url, files={"big.bin": data}, peer_id="a", args=slow, env=pieces)
+    b = peer_factory(directory_proc.url, files={"big.bin": data}, peer_id="b", args=slow, env=pieces)
     wait_until(lambda: holders_of(directory_proc.url, sha(data)) == ["a", "b"])
     cfg = tmp_path / "client.ini"
     cfg.write_text(f"[peer]\npeer_id = b\nsecret = b-secret\nfolder = {b.folder}\n"
                    f"[directory]\nurl = {directory_proc.url}\n")
     out = tmp_path / "got.bin"
     client = subprocess.Popen(
-        [sys.executable, "-m", "peer_node", "-v", "get", sha(data), "--out", str(out), "--config", str(cfg)],
+        [sys.executable, "-m", "peer_node", "-v", "get", sha(data), "--out", str(out), "--config", str(cfg),
+         "--json"],
         cwd=tmp_path, env=clean_env(PYTHONPATH=str(ROOT)), stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True)
     first = wait_until(lambda: next((p for p in (a, b) if "sending big.bin" in p.output), None), timeout=15)
@@ -162,10 +166,11 @@ def test_holder_killed_mid_download(directory_proc, peer_factory, tmp_path):
     assert client.returncode == 0, stderr
     assert out.read_bytes() == data
     other = b if first is a else a
-    assert f"holder {first.peer_id}" in stderr and "trying the next one" in stderr
+    assert f"holder {first.peer_id}" in stderr and "its pieces go to other holders" in stderr
     assert f"reported {first.peer_id} unreachable" in stderr
-    resumed_at = [line for line in other.lines if "sending big.bin" in line][-1]
-    assert "bytes 0.." not in resumed_at  # the second holder continued from the bytes received
+    result = json.loads(stdout)
+    assert result["holders"][other.peer_id]["verified"] > 0 and result["failed"] == [first.peer_id]
+    assert result["fetched"] - len(data) < 2 * 256 * 1024  # only pieces in flight are fetched twice
 
 
 def test_directory_restart_peer_logs_in_again(directory_factory, peer_factory, tmp_path):

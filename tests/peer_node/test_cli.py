@@ -133,6 +133,37 @@ def test_client_commands_need_a_directory(runner):
     assert result.exit_code == 1 and "[directory] url" in result.output
 
 
+def test_get_json_reports_the_swarm(runner, directory, holder, peer_factory, tmp_path):
+    from tests.fixtures.peer import flip_bytes
+
+    bad = peer_factory(directory.url, files={"data.bin": DATA}, peer_id="bad")
+    wait_until(lambda: holders_of(directory.url, SHA) == ["bad", "holder"], timeout=15)
+    flip_bytes(os.path.join(bad.folder, "data.bin"), [0])  # size and mtime kept: it still claims SHA
+    result = runner.invoke(cli.main, ["get", SHA, "--out", str(tmp_path / "x"), "--json", "--parallel", "1",
+                                      "--stall-timeout", "2", "--directory", directory.url])
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.stdout)
+    assert answer["banned"] == {"bad": "piece 0 failed verification"}
+    assert answer["sources"] == ["holder"] and answer["fetched"] == 2 * len(DATA)
+    assert answer["holders"]["holder"]["verified"] == len(DATA) and answer["verified"] == "pieces"
+    assert {"resumed_bytes", "stalled", "busy", "refetched", "created", "replaced"} <= set(answer)
+    assert "holder bad" in result.stderr
+
+
+def test_get_never_overwrites_unless_forced(runner, directory, holder, tmp_path):
+    out = tmp_path / "mine.bin"
+    out.write_bytes(b"my own notes")
+    args = ["get", SHA, "--out", str(out), "--directory", directory.url]
+    result = runner.invoke(cli.main, args)
+    assert result.exit_code == 1 and result.output.count("\n") == 1
+    assert "already exists with other content" in result.output and "--force" in result.output
+    assert out.read_bytes() == b"my own notes"
+    result = runner.invoke(cli.main, [*args, "--force"])
+    assert result.exit_code == 0 and "replaced" in result.output and out.read_bytes() == DATA
+    result = runner.invoke(cli.main, args)
+    assert result.exit_code == 0 and "already holds data.bin" in result.output
+
+
 def test_serve_config_errors_are_one_line(runner, tmp_path):
     result = runner.invoke(cli.main, ["serve", "--config", str(tmp_path / "missing.ini")])
     assert result.exit_code == 1 and "missing.ini" in result.output and "no such file" in result.output
@@ -232,11 +263,12 @@ def test_get_reports_through_the_running_peer_session_without_renewing_it(runner
     result = runner.invoke(cli.main, ["-v", "get", SHA, "--config", ini])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "f-shared" / "data.bin").read_bytes() == DATA
-    for dead in dead_holders:
-        assert f"reported {dead} unreachable; directory says removed" in result.output
+    # the swarm may finish from the live holder before it dials every dead one
+    reported = [d for d in dead_holders if f"reported {d} unreachable; directory says removed" in result.output]
+    assert reported
     assert warnings_about_reporting(result.output) == []
     after = peers_now(directory)
-    assert sorted(after) == ["f", "holder"]
+    assert sorted(after) == sorted({"f", "holder", *dead_holders} - set(reported))
     assert after["f"] == before["f"]  # same address, same last_seen: the report renewed nothing
 
 
@@ -259,7 +291,10 @@ def test_a_refused_session_is_one_warning_per_holder_and_the_download_goes_on(ru
     result = runner.invoke(cli.main, ["get", SHA, "--config", ini])
     assert result.exit_code == 0, result.output
     refused = [line for line in result.output.splitlines() if "refused the session of peer f" in line]
-    assert [dead for dead in dead_holders if any(f"report {dead} " in line for line in refused)] == dead_holders
+    # The swarm may finish from the live holder before it dials every dead one: each dead holder
+    # it met is one warning, and it met at least one.
+    reported = [dead for line in refused for dead in dead_holders if f"report {dead} " in line]
+    assert reported and len(reported) == len(set(reported)) == len(refused)
     assert peers_now(directory) == before
 
 

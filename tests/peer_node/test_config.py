@@ -33,7 +33,7 @@ def test_file_values_and_defaults(ini, tmp_path):
     assert cfg.folder == str(tmp_path / "shared")  # relative to the file
     assert cfg.directory == ("http://a:5000", "http://b:5000")
     assert cfg.chunk_size == 512 * 1024 and cfg.accept_uploads is False
-    assert cfg.piece_size == 4 * 1024 * 1024 and cfg.parallel_sources == 1
+    assert cfg.piece_size == 4 * 1024 * 1024 and cfg.parallel_sources == 4 and cfg.stall_timeout == 10.0
     assert cfg.rescan_interval == 5.0 and cfg.max_upload_bytes == 0
 
 
@@ -42,6 +42,8 @@ def test_precedence_flag_over_env_over_file(ini):
     cfg = load_config(str(ini), flags={"port": "8000", "peer_id": None}, env=env)
     assert cfg.port == 8000 and cfg.peer_id == "bob"
     assert load_config(str(ini), env=env).port == 7000
+    assert load_config(str(ini), env={"P2P_STALL_TIMEOUT": "2.5"}).stall_timeout == 2.5
+    assert load_config(str(ini), flags={"stall_timeout": 1.0}, env={"P2P_STALL_TIMEOUT": "2.5"}).stall_timeout == 1.0
 
 
 def test_missing_file_names_file(tmp_path):
@@ -68,6 +70,8 @@ def test_missing_required_key_names_key(tmp_path):
     ("transfer", "chunk_size", "64MiB", "out of range"),
     ("transfer", "accept_uploads", "maybe", "not a boolean"),
     ("transfer", "rescan_interval", "0", "out of range"),
+    ("transfer", "stall_timeout", "soon", "could not convert"),
+    ("transfer", "stall_timeout", "0", "out of range"),
 ])
 def test_malformed_value_names_file_key_problem(tmp_path, section, key, value, problem):
     path = tmp_path / "c.ini"
