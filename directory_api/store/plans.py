@@ -87,18 +87,19 @@ def _depth(rows, row) -> int:
     return depth
 
 
-def search_shapes(dialect: str, query: str, live_since: float, after: int = 0, limit: int = 21) -> list[tuple]:
+def search_shapes(dialect: str, query: str, live_since: float, after: int = 0, limit: int = 21,
+                  sample=None) -> list[tuple]:
     """The statements one search runs first, as [(label, statement, params)]."""
     if dialect == "postgresql":
         params = {"ls": live_since, "after": after, "lim": limit}
         if len(query) >= 3:
-            like = {**params, "pat": "%" + _like_escape(query) + "%"}
+            like = {**params, "pat": "%" + _like_escape(query) + "%", "ipat": search_pg.index_pattern(query, sample)}
             return [("scan window", search_pg.statement("scan", "like"), {**like, "w": search_pg.FIRST_WINDOW}),
-                    ("trigram index", search_pg.statement("index", "like"), like)]
+                    ("trigram index", search_pg.statement("index", "like"), {**like, "cap": search_pg.INDEX_CAP})]
         if query:
             prefix = {**params, "prefix": query}
             return [("scan window", search_pg.statement("scan", "range"), {**prefix, "w": search_pg.FIRST_WINDOW}),
-                    ("prefix index", search_pg.statement("index", "range"), prefix)]
+                    ("prefix index", search_pg.statement("index", "range"), {**prefix, "cap": search_pg.INDEX_CAP})]
         return [("scan window", search_pg.statement("scan", "like"),
                  {**params, "pat": "%", "w": search_pg.FIRST_WINDOW})]
     params = {"ls": live_since, "after": after, "lim": limit}

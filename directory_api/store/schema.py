@@ -151,6 +151,7 @@ POSTGRES_FOLDED_NAME = (
     "ALTER TABLE p2p_files ADD COLUMN IF NOT EXISTS name_folded text GENERATED ALWAYS AS (lower(name)) STORED"
 )
 POSTGRES_SEARCH_INDEXES = {
+    "p2p_files_sha256_id": "CREATE INDEX IF NOT EXISTS p2p_files_sha256_id ON p2p_files (sha256, id) INCLUDE (peer_id)",
     # fastupdate off: with it on, new entries wait in a pending list that every search scans
     # linearly until a vacuum merges it (4 MB by default: at 10k files that list was most of the
     # index, and search there ran slower than at 100k). Index writes cost more; searches never do.
@@ -162,6 +163,12 @@ POSTGRES_SEARCH_INDEXES = {
         "CREATE INDEX IF NOT EXISTS p2p_files_folded_prefix ON p2p_files (name_folded text_pattern_ops)",
 }
 POSTGRES_DDL = [
+    # A bigger sample for ANALYZE: the search plans with its 1,000 names (search_pg.NameSample).
+    "ALTER TABLE p2p_files ALTER COLUMN name_folded SET STATISTICS 1000",
+    # Covering indexes for the sub-plans every search result runs: the live holders of a sha256
+    # and "no earlier live copy" read (sha256, id, peer_id) from the index alone, the liveness of
+    # a peer (last_seen, grpc_address) from its own.
+    "CREATE UNIQUE INDEX IF NOT EXISTS p2p_peers_live ON p2p_peers (peer_id) INCLUDE (last_seen, grpc_address)",
     # The indexes on name of an earlier release; name_folded's replace them.
     "DROP INDEX IF EXISTS p2p_files_name_trgm",
     "DROP INDEX IF EXISTS p2p_files_name_prefix",

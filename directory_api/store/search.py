@@ -96,21 +96,31 @@ _FILE_DETAIL = text("""
 """)
 
 
-def _search_postgresql(conn: Connection, query: str, live_since: float, limit: int, after_id: int) -> list:
+def _search_postgresql(conn: Connection, sample: search_pg.NameSample, query: str, live_since: float,
+                       limit: int, after_id: int) -> list:
     """The page of search_pg: substring through the trigram index, 1-2 characters as prefixes."""
+    sample.refresh(conn)
     params = {"ls": live_since, "after": after_id}
-    if len(query) >= 3:
-        params["pat"] = "%" + _like_escape(query) + "%"
-        return search_pg.search_page(conn, params, "like", limit + 1)
-    if query:
+    if not query:
+        params["pat"] = "%"
+        return search_pg.search_page(conn, params, "like", limit + 1, window=search_pg.MAX_WINDOW, use_index=False)
+    if len(query) < 3:
         params["prefix"] = query
-        return search_pg.search_page(conn, params, "range", limit + 1)
-    params["pat"] = "%"
-    return search_pg.search_page(conn, params, "like", limit + 1, use_index=False)
+        density = sample.density(query, prefix=True)  # the prefix index returns exactly the matches
+        window = search_pg.first_window(density, density, limit + 1, sample.rows)
+        return search_pg.search_page(conn, params, "range", limit + 1, window)
+    params["pat"] = "%" + _like_escape(query) + "%"
+    params["ipat"] = sample.index_pattern(query)
+    window = search_pg.first_window(sample.density(query), sample.share_like(params["ipat"]), limit + 1, sample.rows)
+    return search_pg.search_page(conn, params, "like", limit + 1, window)
 
 
 class Search(StoreEngine):
     """Search by name and file details, live holders only."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._name_sample = search_pg.NameSample()  # PostgreSQL only: what the search plans with
 
     @transactional("read_one")
     def search(self, query: str, live_since: float, limit: int, after_id: int = 0, *, conn: Connection) -> dict:
@@ -122,7 +132,7 @@ class Search(StoreEngine):
         is the id to resume after, or None on the last page.
         """
         if self.dialect == "postgresql":
-            page = _search_postgresql(conn, query, live_since, limit, after_id)
+            page = _search_postgresql(conn, self._name_sample, query, live_since, limit, after_id)
         else:
             page = self._search_sqlite(conn, query, live_since, limit, after_id)
         # JSON aggregates promise no order: restore file-id order here.

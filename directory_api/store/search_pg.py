@@ -1,38 +1,49 @@
-"""Name search on PostgreSQL: two fixed statements whose plans do not depend on the query.
+"""Name search on PostgreSQL: fixed statements whose plans cannot go wrong, chosen by the search.
 
 Letting the planner choose per query (custom plans, ``ILIKE``) went wrong both ways: it
 scanned files in id order hoping to meet 21 matches soon, and names of one artist come in
 clumps (an album is a run of rows), so a rare query read half the table; or it trusted the
 trigram index for a frequent word and rechecked tens of thousands of rows to keep 21. Planning
-alone cost 1-2 ms a query, and a bigger statistics target made estimates slower, not better.
+alone cost 1-2 ms a query, and a bigger statistics target made planning slower, not better.
 
-So the search decides itself, and PostgreSQL only runs plans that cannot go wrong (generic
-plans, prepared once per connection, see ``engine._configure_postgresql``):
+So PostgreSQL runs generic plans, prepared once per connection (``engine._configure_postgresql``),
+of two statements whose plans do not depend on the values:
 
 - ``scan``: the next ``window`` rows after the cursor in id order (the primary key), each
   checked with a byte-wise ``LIKE`` on the stored lower-cased name; the scan stops as soon as
-  ``limit`` results are found, so frequent words cost a few dozen rows. If the window ends
+  ``limit`` results are found, so a frequent word costs a few dozen rows. If the window ends
   first, its last id comes back and the search goes on from there.
-- ``index``: every match after a point, from the pg_trgm GIN index (or, for 1-2 character
-  prefixes, a range on the name's text_pattern_ops index), sorted by id: its cost grows with
-  the number of matches, which is small exactly when the scan found too few.
+- ``index``: the first ``INDEX_CAP`` matches after a point from the pg_trgm GIN index (or, for
+  1-2 character prefixes, a range of the text_pattern_ops index), sorted by id: its cost grows
+  with the number of matches, which is small exactly when a scan would find too few.
 
-A second, larger window is scanned when the first one found some results (the word is
-frequent enough that a longer scan beats sorting all its matches), else the index is asked.
+The search picks one from the share of matching names in a sample (``NameSample``: the
+histogram ANALYZE keeps of ``name_folded``, 1,000 names, read once every few minutes): a word
+in at least ``scan_density`` of the names is scanned for, others are looked up. A wrong guess
+costs one more statement, never a wrong answer: a window that finds nothing hands over to the
+index, an index with more than ``INDEX_CAP`` matches hands over to longer windows.
 Liveness, "first live matching row per sha256" and the holders are sub-plans evaluated per
 candidate row, in order, never joins the planner could turn into a hash of a whole table.
 """
 from __future__ import annotations
 
 import json
+import math
+import threading
+import time
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-FIRST_WINDOW = 1024  # rows scanned before the index is asked: ~0.4 ms when nothing matches
+FIRST_WINDOW = 1024  # rows of the first scan when the sample says nothing
 GROWTH = 4  # each next window, while windows find something, is this many times longer
 INDEX_CAP = 2048  # matches the index may return (and sort) before the word counts as frequent
-MAX_WINDOW = 32_768  # the scans of a frequent word, once the index has said it is one
+MAX_WINDOW = 32_768  # the longest window
+# A looked-up match costs about this many scanned rows: its heap page is a random visit (the
+# bitmap of "01 - love" touched 2,732 pages for 6,578 candidates), then a recheck and a sort.
+INDEX_ROW_COST = 10.0
+SAMPLE_TTL_S = 300.0
+INDEX_TRIGRAMS = 3  # trigrams the index is asked with (index_pattern)
 
 # Per candidate w: its peer is live, and no earlier live row with the same sha256 matches too.
 _LIVE_FIRST = """
@@ -62,6 +73,67 @@ _TO = "~<~ (SELECT lower(:prefix) || chr(1114111))"
 _MATCH = {"like": (f"w.name_folded {_LIKE}", f"f2.name_folded {_LIKE}"),
           "range": (f"w.name_folded {_FROM} AND w.name_folded {_TO}",
                     f"f2.name_folded {_FROM} AND f2.name_folded {_TO}")}
+# The index is asked with the query's longer words only (index_pattern), then every candidate is
+# checked against the whole query; COLLATE "C" keeps that check out of the index condition,
+# where the planner would put it back and intersect every trigram again.
+_INDEX_MATCH = {"like": "w.name_folded LIKE (SELECT lower(:ipat)) AND w.name_folded COLLATE \"C\" " + _LIKE,
+                "range": _MATCH["range"][0]}
+
+
+def index_pattern(query: str, sample: "NameSample | None" = None) -> str:
+    """The LIKE pattern the trigram index is asked with: the rarest trigram of each of a few words.
+
+    The GIN index costs the length of the posting lists it intersects, and every trigram of a
+    query is in the index condition when asked with the whole query: at 1M files
+    "midnight train" took 67 ms there, mostly for "igh", "ght" and "ain", which half the names
+    have. So the index is asked with the INDEX_TRIGRAMS trigrams (inside words, as pg_trgm
+    indexes them) that are rarest among the sample's names, one a word, in query order
+    ("%dni%tra%"); every candidate is then checked against the whole query. Without a
+    sample (or for a query that is not ASCII, whose case folding Python could not repeat), the
+    words of 4 or more letters (else 3) are used instead. A query with no run of 3 letters or
+    digits is asked as it is.
+    """
+    spans = [(start, start + 3) for start in range(len(query) - 2) if query[start:start + 3].isalnum()]
+    if not spans:
+        return "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    if sample is not None and sample.trigrams and query.isascii():
+        folded = query.lower()
+
+        def rarity(span):
+            return sample.trigrams.get(folded[span[0]:span[1]], 0), span[0]
+
+        # The rarest trigram of each word, then the rarest of those: trigrams of one word say
+        # little more together than the rarest of them alone ("midni" for "midnight train").
+        by_word: dict[int, tuple] = {}
+        for span in spans:
+            word = _word_start(query, span[0])
+            if word not in by_word or rarity(span) < rarity(by_word[word]):
+                by_word[word] = span
+        ranked = sorted(by_word.values(), key=rarity)
+        # Add words' trigrams, rarest first, until no sampled name holds them all: trigrams of
+        # one word say little more together than the rarest alone ("midni" for "midnight
+        # train"), and a frequent word ("the") narrows nothing once a rare one is in.
+        spans, holders = [], sample.names
+        for span in ranked[:INDEX_TRIGRAMS]:
+            trigram = folded[span[0]:span[1]]
+            spans.append(span)
+            holders = [name for name in holders if trigram in name]
+            if len(holders) <= 1:
+                break
+        spans.sort()
+    else:
+        words = "".join(c if c.isalnum() else " " for c in query).split()
+        for least in (4, 3):
+            chosen = [w for w in words if len(w) >= least]
+            if chosen:
+                return "%" + "%".join(chosen) + "%"
+    merged: list[list[int]] = []
+    for start, end in spans:
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return "%" + "%".join(query[start:end] for start, end in merged) + "%"
 
 
 def _scan_statement(match: str):
@@ -83,7 +155,7 @@ def _scan_statement(match: str):
 def _index_statement(match: str):
     """Hits among the first :cap indexed matches after :after, in id order; and whether the
     index had more than :cap (then the hits are not the first ones, and are not used)."""
-    own, other = _MATCH[match]
+    own, other = _INDEX_MATCH[match], _MATCH[match][1]
     # The inner LIMIT without ORDER BY stops the bitmap heap scan after :cap matches, so a
     # frequent word costs at most :cap rows here. "id + 0": the primary key can neither give
     # the order nor narrow the bitmap, so the plan is always the name index and a sort, never an
@@ -109,14 +181,116 @@ def statement(kind: str, match: str):
     return _STATEMENTS[(kind, match)]
 
 
-def search_page(conn: Connection, params: dict, match: str, limit: int, use_index: bool = True) -> list:
+class NameSample:
+    """The lower-cased names ANALYZE sampled (pg_stats histogram of name_folded) and the table's
+    size, refreshed every SAMPLE_TTL_S; the share of names matching a query, estimated from it."""
+
+    _QUERY = text("""
+        SELECT s.histogram_bounds::text::text[], c.reltuples
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        LEFT JOIN pg_stats s ON s.schemaname = n.nspname AND s.tablename = c.relname AND s.attname = 'name_folded'
+        WHERE c.oid = 'p2p_files'::regclass
+    """)
+
+    def __init__(self):
+        self.names: list[str] = []
+        self.trigrams: dict[str, int] = {}  # how many sampled names hold each trigram
+        self.rows = 0.0
+        self._text = ""
+        self._loaded_at = -math.inf
+        self._lock = threading.Lock()
+
+    def refresh(self, conn: Connection, now: float | None = None) -> None:
+        """Read the sample again when it is older than SAMPLE_TTL_S."""
+        now = time.monotonic() if now is None else now
+        if now - self._loaded_at < SAMPLE_TTL_S or not self._lock.acquire(blocking=False):
+            return
+        try:
+            row = conn.execute(self._QUERY).first()
+            names, rows = (row[0] or [], float(row[1] or 0)) if row else ([], 0.0)
+            self.names, self.rows = list(names), max(rows, 0.0)
+            self.trigrams = _trigram_counts(self.names)
+            self._text = "\n" + "\n".join(self.names) + "\n"
+            self._loaded_at = now
+        finally:
+            self._lock.release()
+
+    def index_pattern(self, query: str) -> str:
+        """index_pattern with this sample."""
+        return index_pattern(query, self)
+
+    def density(self, query: str, prefix: bool = False) -> float | None:
+        """The estimated share of names containing query (starting with it, if prefix); None
+        without a sample."""
+        if len(self.names) < 100:
+            return None
+        folded = query.lower()
+        if prefix:
+            hits = self._text.count("\n" + folded)
+        else:
+            hits = sum(1 for name in self.names if folded in name) if "\n" in folded else self._text.count(folded)
+        return hits / len(self.names)
+
+    def share_like(self, pattern: str) -> float | None:
+        """The share of sampled names an index pattern of index_pattern ("%a%b%") matches."""
+        if len(self.names) < 100:
+            return None
+        parts = [part.lower() for part in pattern.strip("%").split("%")]
+        hits = 0
+        for name in self.names:
+            at = 0
+            for part in parts:
+                at = name.find(part, at)
+                if at < 0:
+                    break
+                at += len(part)
+            else:
+                hits += 1
+        return hits / len(self.names)
+
+
+def _word_start(query: str, position: int) -> int:
+    while position > 0 and query[position - 1].isalnum():
+        position -= 1
+    return position
+
+
+def _trigram_counts(names: list[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for name in names:
+        for trigram in {name[i:i + 3] for i in range(len(name) - 2)}:
+            counts[trigram] = counts.get(trigram, 0) + 1
+    return counts
+
+
+def first_window(density: float | None, candidates: float | None, limit: int, rows: float) -> int:
+    """The first step of a search: rows to scan, or 0 to ask the index first.
+
+    density: the estimated share of names that match; candidates: the share the index returns
+    (its pattern is looser than the query); both None without a sample. Scanning costs about
+    the rows needed to meet limit results (copies of one file come in pairs); the index about
+    INDEX_ROW_COST for each candidate.
+    """
+    if density is None:
+        return FIRST_WINDOW
+    if density <= 0:
+        return 0
+    scan_rows = 2 * limit / density
+    if scan_rows > INDEX_ROW_COST * max(candidates or 0.0, density) * rows:
+        return 0
+    return max(FIRST_WINDOW, min(MAX_WINDOW, int(3 * scan_rows)))
+
+
+def search_page(conn: Connection, params: dict, match: str, limit: int, window: int = FIRST_WINDOW,
+                use_index: bool = True) -> list:
     """Up to limit rows [id, sha256, name, size, holders] after params["after"], in id order.
 
-    params: ls, after, and pat (match "like") or prefix (match "range"). use_index False: only
-    scan windows (every name matches, so the index would return the whole table).
+    params: ls, after, and pat (match "like") or prefix (match "range"). window: the rows of
+    the first scan, or 0 to start with the index. use_index False: only scan windows (every
+    name matches, so the index would return the whole table).
     """
     page: list = []
-    after, window, index_asked = params["after"], FIRST_WINDOW, not use_index
+    after, index_asked = params["after"], not use_index
     while True:
         args = {**params, "after": after, "lim": limit - len(page)}
         if window:
