@@ -22,17 +22,22 @@ from .sessions import _LEASE_SESSION
 _PARAM = re.compile(r"(?<![:\w]):(\w+)")
 
 
-def _as_text(conn: Connection, statement) -> TextClause:
+def _as_text(conn: Connection, statement) -> tuple[TextClause, dict]:
+    """The statement as text with :name parameters, and the values it binds itself (LIMIT's OFFSET)."""
     if isinstance(statement, TextClause):
-        return statement
+        return statement, {}
     compiled = statement.compile(dialect=conn.dialect)
-    # pyformat %(name)s (psycopg) or named :name (sqlite) back to :name
-    return text(re.sub(r"%\((\w+)\)s", r":\1", str(compiled)))
+    own = {k: v for k, v in compiled.params.items() if v is not None}
+    if compiled.positional:  # sqlite's "?", in the order of positiontup
+        names = iter(compiled.positiontup)
+        return text(re.sub(r"\?", lambda _: ":" + next(names), compiled.string)), own
+    return text(re.sub(r"%\((\w+)\)s", r":\1", compiled.string)), own  # psycopg's pyformat
 
 
 def explain(conn: Connection, statement, params: dict) -> dict:
     """{plan: text, ms: one timed run} of statement with params, on this connection's database."""
-    clause = _as_text(conn, statement)
+    clause, own = _as_text(conn, statement)
+    params = {**own, **params}
     sql = clause.text
     if conn.dialect.name == "postgresql":
         names: list[str] = []

@@ -181,6 +181,23 @@ def statement(kind: str, match: str):
     return _STATEMENTS[(kind, match)]
 
 
+def _driver_sql(statement) -> str:
+    from sqlalchemy.dialects.postgresql import psycopg
+
+    return str(statement.compile(dialect=psycopg.dialect()))
+
+
+# The statements in psycopg's own placeholders, run on the driver's cursor: SQLAlchemy's part of
+# an execute (bind processing, result wrapping) cost more than the search's own Python work.
+_DRIVER_SQL = {key: _driver_sql(statement) for key, statement in _STATEMENTS.items()}
+
+
+def _run(conn: Connection, key: tuple, params: dict) -> tuple:
+    with conn.connection.driver_connection.cursor() as cursor:
+        cursor.execute(_DRIVER_SQL[key], params, prepare=True)
+        return cursor.fetchone()
+
+
 class NameSample:
     """The lower-cased names ANALYZE sampled (pg_stats histogram of name_folded) and the table's
     size, refreshed every SAMPLE_TTL_S; the share of names matching a query, estimated from it."""
@@ -294,7 +311,7 @@ def search_page(conn: Connection, params: dict, match: str, limit: int, window: 
     while True:
         args = {**params, "after": after, "lim": limit - len(page)}
         if window:
-            got, window_end = conn.execute(_STATEMENTS[("scan", match)], {**args, "w": window}).one()
+            got, window_end = _run(conn, ("scan", match), {**args, "w": window})
             got = _rows(got)
             page += got
             if len(page) >= limit or window_end is None:
@@ -308,7 +325,7 @@ def search_page(conn: Connection, params: dict, match: str, limit: int, window: 
             else:
                 window = 0
             continue
-        got, capped = conn.execute(_STATEMENTS[("index", match)], {**args, "cap": INDEX_CAP}).one()
+        got, capped = _run(conn, ("index", match), {**args, "cap": INDEX_CAP})
         index_asked = True
         if not capped:
             return page + _rows(got)
