@@ -53,7 +53,8 @@ def backup_eligible(sha256, size, live_since: float, now: float, max_pending: in
     A backup is live, accepts uploads, neither holds, awaits nor dropped sha256, has room
     (free_bytes unknown, or free_bytes minus the bytes of the copies it awaits is at least
     size) and awaits fewer than max_pending copies. sha256 and size are values, or columns
-    of an enclosing query.
+    of an enclosing query; every argument may be a bindparam (the planner's statements are
+    built once, see _CANDIDATES).
     """
     # Each inner query correlates everything but its own table: sha256 may be a column of a
     # query two levels up (replication_counts), which auto-correlation would not reach.
@@ -116,6 +117,21 @@ def sample_statement():
     return _RING_WINDOW
 
 
+def _candidates(restricted: bool):
+    """backup_candidates' statement, built once: building the rule's expression per call cost
+    more than the database's work on a window of 32 peers."""
+    now = bindparam("now")
+    eligible = backup_eligible(bindparam("sha"), bindparam("size"), bindparam("ls"), now, bindparam("max_pending"))
+    query = select(peers.c.peer_id, peers.c.grpc_address, peers.c.free_bytes,
+                   awaited_copies(now).label("pending"), reserved_bytes(now).label("reserved")).where(eligible)
+    if restricted:
+        query = query.where(peers.c.peer_id.in_(bindparam("ids", expanding=True)))
+    return query.order_by(peers.c.peer_id)
+
+
+_CANDIDATES = {restricted: _candidates(restricted) for restricted in (False, True)}
+
+
 class Copies(StoreEngine):
     """Queries and changes of pending copies, withdrawals and the replication summary."""
 
@@ -154,8 +170,11 @@ class Copies(StoreEngine):
     def drop_stale_copies_of(self, sha256: str, now: float, live_since: float, *, conn: Connection) -> int:
         """Delete the pending copies of one sha256 that are past their deadline or whose sender
         or backup is no longer live (so another peer may be planned for it at once)."""
-        dead = select(peers.c.peer_id).where(peers.c.last_seen < live_since)
-        stale = (pending.c.deadline < now) | pending.c.to_peer_id.in_(dead) | pending.c.from_peer_id.in_(dead)
+        # Keyed probes of the two peers of each copy of this file, never a list of every dead peer.
+        def live(peer_column):
+            return exists().where(peers.c.peer_id == peer_column, peers.c.last_seen >= live_since)
+
+        stale = (pending.c.deadline < now) | ~live(pending.c.to_peer_id) | ~live(pending.c.from_peer_id)
         return conn.execute(delete(pending).where(pending.c.sha256 == sha256, stale)).rowcount
 
     @transactional("read")
@@ -214,12 +233,9 @@ class Copies(StoreEngine):
         free_bytes, pending (count of unexpired copies it awaits) and reserved (bytes of those
         copies). Which of them wins is the planner's decision.
         """
-        columns = (peers.c.peer_id, peers.c.grpc_address, peers.c.free_bytes,
-                   awaited_copies(now).label("pending"), reserved_bytes(now).label("reserved"))
-        eligible = backup_eligible(sha256, size, live_since, now, max_pending)
+        params = {"sha": sha256, "size": size, "ls": live_since, "now": now, "max_pending": max_pending}
         if sample is None:
-            rows = conn.execute(select(*columns).where(eligible).order_by(peers.c.peer_id))
-            return [dict(r._mapping) for r in rows]
+            return [dict(r._mapping) for r in conn.execute(_CANDIDATES[False], params)]
         found: dict[str, dict] = {}
         start = place = file_place(sha256)
         wrapped = False
@@ -230,7 +246,7 @@ class Copies(StoreEngine):
                 before = [w for w in window if w.ring < start]
                 circled, window = len(before) < len(window), before
             if window:
-                rows = conn.execute(select(*columns).where(eligible, peers.c.peer_id.in_([w.peer_id for w in window])))
+                rows = conn.execute(_CANDIDATES[True], {**params, "ids": [w.peer_id for w in window]})
                 found.update({r.peer_id: dict(r._mapping) for r in rows})
             if len(found) >= need or (wrapped and (circled or not full)):
                 break
