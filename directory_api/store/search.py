@@ -35,8 +35,7 @@ def _fts_match(query: str) -> tuple[str, int]:
     return " AND ".join('"' + term.replace('"', '""') + '"' for term in terms), 0
 
 
-def _like_escape(text_: str) -> str:
-    return text_.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+_like_escape = search_pg.like_escape
 
 
 @functools.lru_cache(maxsize=None)
@@ -96,25 +95,6 @@ _FILE_DETAIL = text("""
 """)
 
 
-def _search_postgresql(conn: Connection, sample: search_pg.NameSample, query: str, live_since: float,
-                       limit: int, after_id: int) -> list:
-    """The page of search_pg: substring through the trigram index, 1-2 characters as prefixes."""
-    sample.refresh(conn)
-    params = {"ls": live_since, "after": after_id}
-    if not query:
-        params["pat"] = "%"
-        return search_pg.search_page(conn, params, "like", limit + 1, window=search_pg.MAX_WINDOW, use_index=False)
-    if len(query) < 3:
-        params["prefix"] = query
-        density = sample.density(query, prefix=True)  # the prefix index returns exactly the matches
-        window = search_pg.first_window(density, density, limit + 1, sample.rows)
-        return search_pg.search_page(conn, params, "range", limit + 1, window)
-    params["pat"] = "%" + _like_escape(query) + "%"
-    params["ipat"] = sample.index_pattern(query)
-    window = search_pg.first_window(sample.density(query), sample.share_like(params["ipat"]), limit + 1, sample.rows)
-    return search_pg.search_page(conn, params, "like", limit + 1, window)
-
-
 class Search(StoreEngine):
     """Search by name and file details, live holders only."""
 
@@ -132,7 +112,7 @@ class Search(StoreEngine):
         is the id to resume after, or None on the last page.
         """
         if self.dialect == "postgresql":
-            page = _search_postgresql(conn, self._name_sample, query, live_since, limit, after_id)
+            page = search_pg.search(conn, self._name_sample, query, live_since, limit + 1, after_id)
         else:
             page = self._search_sqlite(conn, query, live_since, limit, after_id)
         # JSON aggregates promise no order: restore file-id order here.

@@ -94,7 +94,18 @@ def test_every_path_gives_the_models_pages(seeded, monkeypatch, path, query):
         monkeypatch.setattr(search_pg, name, value)
     if first is not None:
         monkeypatch.setattr(search_pg, "first_window", lambda *args: first)
+    monkeypatch.setattr(seeded, "_name_sample", search_pg.NameSample())  # no plan remembered from another path
     assert every_page(seeded, query) == model(seeded, query, LIVE)
+
+
+def test_a_plan_is_remembered_until_the_sample_is_read_again(seeded, monkeypatch):
+    sample = search_pg.NameSample()
+    monkeypatch.setattr(seeded, "_name_sample", sample)
+    seeded.search("love", LIVE, 5)
+    assert ("love", 6) in sample._plans
+    monkeypatch.setattr(search_pg, "SAMPLE_TTL_S", 0.0)
+    seeded.search("blue", LIVE, 5)
+    assert list(sample._plans) == [("blue", 6)]
 
 
 @pytest.mark.parametrize("query,pattern", [
