@@ -56,7 +56,7 @@ def plans_section(d: dict) -> list[str]:
                  "Taken right after seeding each store, before it is served. PostgreSQL: `EXPLAIN (ANALYZE, "
                  "BUFFERS)` of the statement prepared as the directory's connections prepare it (a generic plan, "
                  "`plan_cache_mode = force_generic_plan`), after one warm run. SQLite: `EXPLAIN QUERY PLAN` and "
-                 "the time of one run. A PostgreSQL search runs a scan of the next rows in id order or asks the "
+                 "the best of three timed runs after a warm one. A PostgreSQL search runs a scan of the next rows in id order or asks the "
                  "trigram index first, as a sample of the names says (`directory_api/store/search_pg.py`); both "
                  "statements are shown, the one it runs first marked.", ""] + lines
     return lines

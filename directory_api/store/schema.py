@@ -59,7 +59,9 @@ files = Table(
     Column("piece_size", BigInteger, nullable=True),
     Column("pieces", Text, nullable=True),  # JSON list of piece digests
     UniqueConstraint("peer_id", "name", name="p2p_files_peer_name"),
-    Index("p2p_files_sha256", "sha256", "peer_id"),
+    # On PostgreSQL it also carries id: a search's holders and its "no earlier live copy" check
+    # then read the index alone (index-only scans), through one index instead of two.
+    Index("p2p_files_sha256", "sha256", "peer_id", postgresql_include=["id"]),
     Index("p2p_files_peer_sha256", "peer_id", "sha256"),
 )
 
@@ -151,7 +153,6 @@ POSTGRES_FOLDED_NAME = (
     "ALTER TABLE p2p_files ADD COLUMN IF NOT EXISTS name_folded text GENERATED ALWAYS AS (lower(name)) STORED"
 )
 POSTGRES_SEARCH_INDEXES = {
-    "p2p_files_sha256_id": "CREATE INDEX IF NOT EXISTS p2p_files_sha256_id ON p2p_files (sha256, id) INCLUDE (peer_id)",
     # fastupdate off: with it on, new entries wait in a pending list that every search scans
     # linearly until a vacuum merges it (4 MB by default: at 10k files that list was most of the
     # index, and search there ran slower than at 100k). Index writes cost more; searches never do.
@@ -165,11 +166,12 @@ POSTGRES_SEARCH_INDEXES = {
 POSTGRES_DDL = [
     # A bigger sample for ANALYZE: the search plans with its 1,000 names (search_pg.NameSample).
     "ALTER TABLE p2p_files ALTER COLUMN name_folded SET STATISTICS 1000",
-    # Covering indexes for the sub-plans every search result runs: the live holders of a sha256
-    # and "no earlier live copy" read (sha256, id, peer_id) from the index alone, the liveness of
-    # a peer (last_seen, grpc_address) from its own.
+    # A covering index for the liveness sub-plan every search candidate and holder runs: a peer's
+    # last_seen and grpc_address from the index alone (p2p_files_sha256 covers the files' side).
     "CREATE UNIQUE INDEX IF NOT EXISTS p2p_peers_live ON p2p_peers (peer_id) INCLUDE (last_seen, grpc_address)",
-    # The indexes on name of an earlier release; name_folded's replace them.
+    # Indexes of an earlier release: name_folded's replace those on name, and p2p_files_sha256's
+    # included id replaces p2p_files_sha256_id.
+    "DROP INDEX IF EXISTS p2p_files_sha256_id",
     "DROP INDEX IF EXISTS p2p_files_name_trgm",
     "DROP INDEX IF EXISTS p2p_files_name_prefix",
     *POSTGRES_SEARCH_INDEXES.values(),
