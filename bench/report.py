@@ -413,8 +413,8 @@ def render_markdown(results: dict, images: list[str]) -> str:
     else:
         lines += ["(none)", ""]
     lines += ["## How to reproduce", "",
-              "```", "make bench        # full run (about half an hour on 2 cores)",
-              "make bench-quick  # sanity check, under two minutes", "```", "",
+              "```", "make bench        # full run (about 40 minutes on 2 cores)",
+              "make bench-quick  # sanity check, about four minutes", "```", "",
               "Both install `requirements-bench.txt` and, once, wrk, nginx and HAProxy from Debian "
               "(`bench/install_tools.sh`). PostgreSQL is used at `postgresql+psycopg://postgres@127.0.0.1:5432/test` "
               "(schema `p2p_bench`, dropped after use) and skipped when it does not answer.", ""]

@@ -34,7 +34,7 @@ def reliability_targets(res: dict) -> dict:
 def main(argv=None) -> int:
     """Run every benchmark (or the ones named by --only), then write docs/BENCHMARKS.md, charts and JSON."""
     parser = argparse.ArgumentParser(description="Run the benchmarks and write docs/BENCHMARKS.md.")
-    parser.add_argument("--quick", action="store_true", help="smaller sizes, fewer and shorter rounds (< 2 min)")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, fewer and shorter rounds (about 4 min)")
     parser.add_argument("--only", choices=SECTIONS, action="append",
                         help="run only this benchmark (repeatable)")
     parser.add_argument("--docs", type=Path, default=ROOT / "docs", help="where BENCHMARKS.md goes (default docs/)")
@@ -88,7 +88,7 @@ def main(argv=None) -> int:
         xfer_cfg.profile_dir = str(args.docs / "profiles")
         section("transfer", f"== transfer benchmark: sizes {xfer_cfg.sizes_mib} MiB, {xfer_cfg.rounds} rounds",
                 lambda: transfer.run(xfer_cfg, tmp / "transfer"))
-        # quick: 6 rounds (about 25 s) so that bench-quick stays under two minutes
+        # quick: 6 rounds (about 25 s), to keep bench-quick short
         rounds = QUICK_RELIABILITY_ROUNDS if args.quick else None
 
         def measure_reliability() -> dict:
