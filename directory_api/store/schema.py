@@ -59,9 +59,9 @@ files = Table(
     Column("piece_size", BigInteger, nullable=True),
     Column("pieces", Text, nullable=True),  # JSON list of piece digests
     UniqueConstraint("peer_id", "name", name="p2p_files_peer_name"),
-    # On PostgreSQL it also carries id: a search's holders and its "no earlier live copy" check
-    # then read the index alone (index-only scans), through one index instead of two.
-    Index("p2p_files_sha256", "sha256", "peer_id", postgresql_include=["id"]),
+    # (sha256, id, peer_id): a search's holders of a sha256 and its "no earlier live copy" check
+    # (sha256 = ? AND id < ?, a range of the key) read the index alone on both databases.
+    Index("p2p_files_sha256", "sha256", "id", "peer_id"),
     Index("p2p_files_peer_sha256", "peer_id", "sha256"),
 )
 
@@ -130,6 +130,8 @@ tasks = Table(
 
 # Columns added after a table first shipped: create_schema adds them to an older database.
 ADDED_COLUMNS = [(peers, "ring")]
+# Indexes whose columns changed since they first shipped: create_schema builds them again.
+CHANGED_INDEXES = [(files, "p2p_files_sha256")]
 
 # The FTS5 index first, then the triggers that keep it in step with p2p_files row by row.
 SQLITE_DDL = [
@@ -169,8 +171,8 @@ POSTGRES_DDL = [
     # A covering index for the liveness sub-plan every search candidate and holder runs: a peer's
     # last_seen and grpc_address from the index alone (p2p_files_sha256 covers the files' side).
     "CREATE UNIQUE INDEX IF NOT EXISTS p2p_peers_live ON p2p_peers (peer_id) INCLUDE (last_seen, grpc_address)",
-    # Indexes of an earlier release: name_folded's replace those on name, and p2p_files_sha256's
-    # included id replaces p2p_files_sha256_id.
+    # Indexes of an earlier release: name_folded's replace those on name, p2p_files_sha256
+    # (sha256, id, peer_id) replaces p2p_files_sha256_id.
     "DROP INDEX IF EXISTS p2p_files_sha256_id",
     "DROP INDEX IF EXISTS p2p_files_name_trgm",
     "DROP INDEX IF EXISTS p2p_files_name_prefix",
@@ -189,6 +191,7 @@ def create_schema(conn: Connection, dialect: str) -> None:
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_SCHEMA_LOCK})
     metadata.create_all(conn, checkfirst=True)
     _add_missing_columns(conn)
+    _rebuild_changed_indexes(conn)
     if dialect == "sqlite":
         for ddl in SQLITE_DDL:
             conn.exec_driver_sql(ddl)
@@ -229,6 +232,17 @@ def _add_missing_columns(conn: Connection) -> None:
                 index.create(conn, checkfirst=True)
         if table is peers and name == "ring":
             _fill_ring(conn)
+
+
+def _rebuild_changed_indexes(conn: Connection) -> None:
+    """Drop and create again each of CHANGED_INDEXES whose columns an older database has otherwise."""
+    inspector = inspect(conn)
+    for table, name in CHANGED_INDEXES:
+        [index] = [i for i in table.indexes if i.name == name]
+        found = {i["name"]: i["column_names"] for i in inspector.get_indexes(table.name)}
+        if found.get(name) not in (None, [c.name for c in index.columns]):
+            conn.exec_driver_sql(f"DROP INDEX {name}")
+            index.create(conn)
 
 
 def _fill_ring(conn: Connection) -> None:

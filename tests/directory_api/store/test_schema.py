@@ -71,3 +71,24 @@ def test_an_older_database_gets_the_columns_added_since(tmp_path):
     with store.read() as conn:
         assert conn.exec_driver_sql("SELECT ring FROM p2p_peers").scalar() == ring_key("old")
     store.dispose()
+
+
+def test_an_index_whose_columns_changed_is_built_again(tmp_path):
+    from sqlalchemy import create_engine, inspect
+
+    from directory_api.store import Store
+
+    url = f"sqlite:///{tmp_path}/old-index.db"
+    store = Store(url)
+    store.create_schema()
+    store.dispose()
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP INDEX p2p_files_sha256")
+        conn.exec_driver_sql("CREATE INDEX p2p_files_sha256 ON p2p_files (sha256, peer_id)")  # as it once was
+    engine.dispose()
+    store = Store(url)
+    store.create_schema()
+    found = {i["name"]: i["column_names"] for i in inspect(store.engine).get_indexes("p2p_files")}
+    assert found["p2p_files_sha256"] == ["sha256", "id", "peer_id"]
+    store.dispose()
