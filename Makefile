@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test test-fast protos demo directory peer postman bench bench-quick clean
+.PHONY: venv test test-fast protos demo directory peer cluster postman bench bench-quick clean
 
 venv: $(STAMP)
 
@@ -39,6 +39,11 @@ peer: venv
 
 demo: venv
 	$(PY) scripts/demo.py
+
+# two directory processes on a PostgreSQL database of their own, HAProxy in front (README:
+# "Several directories behind a load balancer"); CLUSTER_ARGS="--directories 3 --port 9000"
+cluster: venv
+	$(PY) scripts/cluster.py $(CLUSTER_ARGS)
 
 # --- Postman collection, run by newman against a live directory (CI runs this) ----------
 postman: venv

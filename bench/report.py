@@ -6,7 +6,10 @@ import logging
 import time
 from pathlib import Path
 
+from bench import report_scale
 from bench.common import BENCH_DIR, MiB
+from bench.fmt import fmt_summary
+from bench.fmt import num as _num
 
 log = logging.getLogger(__name__)
 
@@ -20,24 +23,6 @@ WORKLOAD_LABELS = {
 
 
 # -- formatting ---------------------------------------------------------------------------
-
-
-def _num(v, digits=0) -> str:
-    if v is None:
-        return "–"
-    if digits == 0:
-        return f"{v:,.0f}"
-    return f"{v:,.{digits}f}"
-
-
-def fmt_summary(s: dict | None, digits=0) -> str:
-    """'median [min–max]' of a summary dict; one value alone when all rounds agree or n == 1."""
-    if not s or s.get("median") is None:
-        return "–"
-    med = _num(s["median"], digits)
-    if s.get("n", 1) <= 1 or s["min"] == s["max"]:
-        return med
-    return f"{med} [{_num(s['min'], digits)}–{_num(s['max'], digits)}]"
 
 
 def _met(flag) -> str:
@@ -181,7 +166,7 @@ def chart_transfer(res: dict, out: Path) -> list[str]:
 
 def _headline_rows(results: dict) -> list[str]:
     rows = ["| what | measured: median [min–max] | target | |", "|---|---|---|---|"]
-    for section in ("directory", "transfer", "reliability"):
+    for section in ("directory", "planning", "cluster", "transfer", "reliability"):
         for key, r in (results.get(section) or {}).get("ratios", {}).items():
             digits = 1 if ("ms" in key or "mib" in key) else (0 if section == "reliability" else 2)
             rows.append(f"| {r['what']} | {_ratio_cell(r, digits)} | {_target(r)} | {_met(r.get('met'))} |")
@@ -280,7 +265,7 @@ def _directory_section(d: dict) -> list[str]:
             lines += [f"Unloaded search latency, one client, best of three: median "
                       f"{ordered[len(ordered) // 2][1]:.1f} ms; slowest: {slow}.", ""]
     for s in d.get("postgres", []):
-        lines += [f"### PostgreSQL, {s['peers']:,} peers / {s['files']:,} files (same search workload)", ""]
+        lines += [f"### PostgreSQL, {s['peers']:,} peers / {s['files']:,} files (same workloads)", ""]
         lines += [f"Seeded in {s['seed']['seconds']:.1f} s into the schema `p2p_bench` (dropped afterwards).", ""]
         lines += _workload_table(s) + [""]
     if d.get("postgres_skipped") and d.get("postgres_skipped") != "not requested":
@@ -404,9 +389,14 @@ def render_markdown(results: dict, images: list[str]) -> str:
     lines += _machine_section(results.get("machine", {}))
     if results.get("directory"):
         lines += _directory_section(results["directory"])
+        lines += report_scale.side_by_side(results["directory"])
         for img in images:
             if img.startswith("directory"):
                 lines += [f"![{img}](img/{img})", ""]
+    if results.get("planning"):
+        lines += report_scale.planning_section(results["planning"])
+    if results.get("cluster"):
+        lines += report_scale.cluster_section(results["cluster"])
     if results.get("transfer"):
         lines += _transfer_section(results["transfer"])
         for img in images:
@@ -415,15 +405,17 @@ def render_markdown(results: dict, images: list[str]) -> str:
     if results.get("reliability"):
         lines += _reliability_section(results["reliability"])
     lines += _profile_section(results)
+    if results.get("directory"):
+        lines += report_scale.plans_section(results["directory"])
     lines += ["## Notes", ""]
     if NOTES_FILE.exists():
         lines += [NOTES_FILE.read_text().strip(), ""]
     else:
         lines += ["(none)", ""]
     lines += ["## How to reproduce", "",
-              "```", "make bench        # full run (about half an hour on 2 cores)",
-              "make bench-quick  # sanity check, under two minutes", "```", "",
-              "Both install `requirements-bench.txt` and, once, wrk and nginx from Debian "
+              "```", "make bench        # full run (about 40 minutes on 2 cores)",
+              "make bench-quick  # sanity check, about four minutes", "```", "",
+              "Both install `requirements-bench.txt` and, once, wrk, nginx and HAProxy from Debian "
               "(`bench/install_tools.sh`). PostgreSQL is used at `postgresql+psycopg://postgres@127.0.0.1:5432/test` "
               "(schema `p2p_bench`, dropped after use) and skipped when it does not answer.", ""]
     return "\n".join(lines)

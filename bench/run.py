@@ -10,12 +10,13 @@ import time
 import traceback
 from pathlib import Path
 
-from bench import directory, reliability, report, transfer
+from bench import cluster, directory, planning, reliability, report, transfer
 from bench.common import ROOT, machine_info
 
 log = logging.getLogger(__name__)
 
 QUICK_RELIABILITY_ROUNDS = 6
+SECTIONS = ("directory", "planning", "cluster", "transfer", "reliability")
 
 
 def reliability_targets(res: dict) -> dict:
@@ -33,8 +34,8 @@ def reliability_targets(res: dict) -> dict:
 def main(argv=None) -> int:
     """Run every benchmark (or the ones named by --only), then write docs/BENCHMARKS.md, charts and JSON."""
     parser = argparse.ArgumentParser(description="Run the benchmarks and write docs/BENCHMARKS.md.")
-    parser.add_argument("--quick", action="store_true", help="smaller sizes, fewer and shorter rounds (< 2 min)")
-    parser.add_argument("--only", choices=("directory", "transfer", "reliability"), action="append",
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, fewer and shorter rounds (about 4 min)")
+    parser.add_argument("--only", choices=SECTIONS, action="append",
                         help="run only this benchmark (repeatable)")
     parser.add_argument("--docs", type=Path, default=ROOT / "docs", help="where BENCHMARKS.md goes (default docs/)")
     parser.add_argument("--workdir", type=Path, default=None, help="scratch space (default: a temp dir)")
@@ -50,7 +51,7 @@ def main(argv=None) -> int:
         return 0
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    wanted = args.only or ["directory", "transfer", "reliability"]
+    wanted = args.only or list(SECTIONS)
     started = time.time()
     results: dict = {"quick": args.quick, "started": started, "machine": machine_info()}
     failed = False
@@ -76,11 +77,18 @@ def main(argv=None) -> int:
         pg_version = (results.get("directory") or {}).get("postgres_version")
         if pg_version:
             results["machine"]["postgres_server"] = pg_version
+        plan_cfg = planning.PlanningBenchConfig.for_mode(args.quick)
+        section("planning", f"== planning-round cost at {plan_cfg.peers} peers, SQLite and PostgreSQL",
+                lambda: planning.run(plan_cfg, tmp / "planning"))
+        cluster_cfg = cluster.ClusterBenchConfig.for_mode(args.quick)
+        section("cluster", f"== cluster: {cluster_cfg.processes} directory processes behind HAProxy, "
+                           f"{cluster_cfg.files:,} files on PostgreSQL",
+                lambda: cluster.run(cluster_cfg, tmp / "cluster"))
         xfer_cfg = transfer.TransferBenchConfig.for_mode(args.quick)
         xfer_cfg.profile_dir = str(args.docs / "profiles")
         section("transfer", f"== transfer benchmark: sizes {xfer_cfg.sizes_mib} MiB, {xfer_cfg.rounds} rounds",
                 lambda: transfer.run(xfer_cfg, tmp / "transfer"))
-        # quick: 6 rounds (about 25 s) so that bench-quick stays under two minutes
+        # quick: 6 rounds (about 25 s), to keep bench-quick short
         rounds = QUICK_RELIABILITY_ROUNDS if args.quick else None
 
         def measure_reliability() -> dict:
@@ -98,7 +106,7 @@ def main(argv=None) -> int:
     paths = report.write_report(results, args.docs)
     print(f"\nwrote {paths['markdown']}, {paths['json']} and {len(paths['images'])} charts "
           f"in {results['seconds']:.0f} s")
-    for section in ("directory", "transfer", "reliability"):
+    for section in SECTIONS:
         for key, r in (results.get(section) or {}).get("ratios", {}).items():
             met = {True: "met", False: "NOT MET", None: ""}[r.get("met")]
             value = "–" if r.get("value") is None else f"{r['value']:.2f}"

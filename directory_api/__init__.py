@@ -32,9 +32,13 @@ class DirectoryContext:
     planner: Any
     leases: Any = None
     sweeper: Any = None
+    clock_watch: Any = None
 
     def start(self) -> "DirectoryContext":
-        """Start the background threads: the lease writer, and the sweeper when configured."""
+        """Start the background threads: this process's clock heartbeat, the lease writer, and
+        the sweeper when configured."""
+        if self.clock_watch is not None:
+            self.clock_watch.start()
         self.leases.start()
         if self.sweeper is not None:
             self.sweeper.start()
@@ -46,6 +50,8 @@ class DirectoryContext:
             self.sweeper.stop()
         if self.leases is not None:
             self.leases.stop()
+        if self.clock_watch is not None:
+            self.clock_watch.stop()
         self.store.dispose()
 
 
@@ -55,6 +61,7 @@ def create_app(config: Mapping[str, Any] | DirectoryConfig, *, clock: Callable[[
     clock: the time source of liveness and planning (tests inject one). Call
     app.extensions["p2p"].start() to run the lease writer and the sweeper.
     """
+    from .clocks import ClockWatch
     from .liveness import LeaseRenewals, Liveness, Sweeper
     from .replication import Planner
     from .store import Store
@@ -69,9 +76,10 @@ def create_app(config: Mapping[str, Any] | DirectoryConfig, *, clock: Callable[[
     store.create_schema()
     liveness = Liveness(cfg, clock=clock)
     ctx = DirectoryContext(cfg, store, liveness, Planner(cfg, store, liveness),
-                           leases=LeaseRenewals(liveness, store, cfg.lease_flush_s))
+                           leases=LeaseRenewals(liveness, store, cfg.lease_flush_s),
+                           clock_watch=ClockWatch(store, cfg.process_beat_s, clock=clock))
     if cfg.sweep:
-        ctx.sweeper = Sweeper(liveness, store, cfg.sweep_every_s)
+        ctx.sweeper = Sweeper(liveness, store, cfg.sweep_every_s, name=ctx.clock_watch.name)
     app.extensions["p2p"] = ctx
 
     register_error_handlers(app)

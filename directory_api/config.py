@@ -47,6 +47,8 @@ class DirectoryConfig:
     lease_flush_s: float = 0.05
     sweep_interval_s: float | None = None
     dead_after_leases: float = 10.0
+    # Seconds between two heartbeats of life of this process (its clock beside the database's).
+    process_beat_s: float = 5.0
     max_body_bytes: int = 8 * 1024 * 1024
     max_files_per_call: int = 100_000
     # werkzeug generate_password_hash method; tests pick a cheap one to stay fast.
@@ -68,6 +70,7 @@ class DirectoryConfig:
                 _non_negative(name, value)
         _positive("probe_timeout_s", self.probe_timeout_s)
         _positive("dead_after_leases", self.dead_after_leases)
+        _positive("process_beat_s", self.process_beat_s)
         for name in ("max_pending_per_peer", "max_plans_per_heartbeat", "max_body_bytes", "max_files_per_call"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:

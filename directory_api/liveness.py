@@ -74,10 +74,13 @@ class Liveness:
         return "removed"
 
     def sweep(self, store: Store) -> tuple[int, int]:
-        """Delete long-dead peers and expired pending copies; returns (peers, copies) deleted."""
+        """Delete long-dead peers, pending copies past their deadline or between peers that are
+        no longer live, and the rows of directory processes long silent; returns (peers,
+        copies) deleted."""
         now = self.now()
-        copies = store.drop_expired_copies(now)
+        copies = store.drop_expired_copies(now, self.live_since(now))
         dead = store.delete_dead_peers(now - self.lease_s - self.dead_after_s)
+        store.forget_silent_processes(now - self.lease_s - self.dead_after_s)
         if copies or dead:
             log.info("sweep removed %s dead peer(s) and %s expired copy plan(s)", dead, copies)
         return dead, copies
@@ -121,16 +124,25 @@ class _Periodic:
 
 
 class Sweeper(_Periodic):
-    """A daemon thread that runs Liveness.sweep every interval until stop()."""
+    """A daemon thread that runs Liveness.sweep every interval until stop(): once per interval
+    across every directory process on the database, whichever claims it first
+    (``store.claim_task``)."""
 
-    def __init__(self, liveness: Liveness, store: Store, interval_s: float):
-        """Prepare (not start) the sweep thread."""
+    TASK = "sweep"
+
+    def __init__(self, liveness: Liveness, store: Store, interval_s: float, name: str = ""):
+        """Prepare (not start) the sweep thread; name says which process swept (host:pid)."""
         super().__init__("p2p-sweeper", interval_s)
-        self.liveness, self.store = liveness, store
+        self.liveness, self.store, self.name = liveness, store, name
 
-    def tick(self) -> None:
-        """Sweep once."""
+    def tick(self) -> bool:
+        """Sweep once, if no other process swept within the interval; True if this one did."""
+        # A little less than the interval: two processes ticking at the same period would
+        # otherwise each find the other's claim a hair too fresh, every other time.
+        if not self.store.claim_task(self.TASK, self.liveness.now(), self.interval_s * 0.9, by=self.name):
+            return False
         self.liveness.sweep(self.store)
+        return True
 
 
 class LeaseRenewals(_Periodic):

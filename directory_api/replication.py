@@ -8,14 +8,22 @@ No SQL here: the planner asks the store. Rules:
   backups are live peers that accept uploads, neither hold, await nor dropped the file, have room
   (free_bytes unknown counts as room; bytes of copies already awaited are reserved) and await
   fewer than ``max_pending_per_peer`` copies: one rule, ``store.copies.backup_eligible``, which
-  the summary's "unplaceable" count uses too. Among them the highest rendezvous score
-  sha256(f"{sha256}:{peer_id}") wins, so the choice is stable and spread evenly.
+  the summary's "unplaceable" count uses too. The rule is applied to a sample, not to every
+  live peer: the ``BACKUP_SAMPLE`` live peers that follow the file's place on the placement ring
+  (more windows of them while too few are eligible), so a round costs the same at 10,000 peers
+  as at 100. Among the eligible the highest rendezvous score sha256(f"{sha256}:{peer_id}")
+  wins, so the choice is stable and spread evenly.
+- One round per holder at a time across every directory process: the round is claimed in the
+  database (``store.claim_planning``: an advisory lock on PostgreSQL, then a conditional update
+  of the holder's planned_at), so two heartbeats of one peer on two processes plan once, and a
+  copy is handed out once (``store.take_handouts`` is one UPDATE ... RETURNING).
 - A copy is recorded with a deadline (``deadline_s``) and handed to the planning holder in
   its heartbeat answer, once. It completes when the backup indexes that sha256; past its
   deadline it is dropped and may be planned again, possibly elsewhere.
-- A copy whose backup or sender dies is dropped as soon as that death is noticed (lease
-  lapsed, logout, or a failed probe after an unreachable report), at the next planning round,
-  without waiting for its deadline: it can no longer complete, so the file is planned again
+- A copy whose backup or sender dies stops counting as soon as that death is noticed (lease
+  lapsed, logout, or a failed probe after an unreachable report), and is dropped at the next
+  planning round of that file (the coordinated sweep drops the rest), without waiting for its
+  deadline: it can no longer complete, so the file is planned again
   on another live peer. A peer that logs in again (a new process) loses its copies likewise.
 - The (sha256, to_peer_id) key is unique in the store; an insert that conflicts means another
   request or directory process planned it already, and counts as planned.
@@ -45,6 +53,8 @@ from .liveness import Liveness
 from .store import PeerSession, Store
 
 log = logging.getLogger(__name__)
+
+BACKUP_SAMPLE = 32  # live peers a window of backup candidates holds (see store.copies)
 
 
 def rendezvous_score(sha256: str, peer_id: str) -> int:
@@ -79,9 +89,11 @@ class Planner:
         return self.enabled and now - planned_at >= self.interval_s
 
     def plan_for_holder(self, peer_id: str, now: float, *, conn: Connection) -> int:
-        """Plan copies for files peer_id holds that are below R; returns how many were recorded."""
+        """Plan copies for files peer_id holds that are below R; returns how many were recorded.
+
+        The caller has claimed the round (on_heartbeat) or owns the database alone (tests).
+        """
         live_since = self.liveness.live_since(now)
-        self.store.drop_expired_copies(now, live_since, conn=conn)
         planned = 0
         # Start at a random sha256: files that cannot be placed stay below target, and a fixed
         # order would show the same first max_plans of them every round, starving the rest.
@@ -90,8 +102,12 @@ class Planner:
             peer_id, self.target, live_since, now, self.max_plans, start, conn=conn
         )
         for item in short:
+            # Copies of it that can no longer complete no longer count (see
+            # under_replicated_for_holder): drop them, so their backup may be chosen again.
+            self.store.drop_stale_copies_of(item["sha256"], now, live_since, conn=conn)
             candidates = self.store.backup_candidates(item["sha256"], item["size"], live_since, now,
-                                                      self.max_pending, conn=conn)
+                                                      self.max_pending, sample=BACKUP_SAMPLE,
+                                                      need=item["need"], conn=conn)
             ranked = rank_backups(item["sha256"], candidates)
             for backup in ranked[: item["need"]]:
                 if self.store.add_pending_copy(
@@ -103,7 +119,6 @@ class Planner:
                              peer_id, backup["peer_id"])
             if len(ranked) < item["need"]:
                 log.debug("file %s is below target with too few eligible backups", item["sha256"])
-        self.store.mark_planned(peer_id, now, conn=conn)
         return planned
 
     def on_heartbeat(self, session: PeerSession, now: float) -> list[dict]:
@@ -112,7 +127,10 @@ class Planner:
             return []
         if self.due(session.planned_at, now):
             with self.store.write() as conn:
-                self.plan_for_holder(session.peer_id, now, conn=conn)
+                # Another process may be planning this holder right now (its previous heartbeat
+                # landed there): then only hand out what is ready.
+                if self.store.claim_planning(session.peer_id, now, self.interval_s, conn=conn):
+                    self.plan_for_holder(session.peer_id, now, conn=conn)
                 return self.store.take_handouts(session.peer_id, now, conn=conn)
         # Most heartbeats find no work, which the renewal itself reported: nothing more to ask.
         if not session.has_handouts:

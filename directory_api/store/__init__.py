@@ -8,7 +8,11 @@ PostgreSQL (pg_trgm GIN index). A module per table family, composed into one ``S
 - ``sessions``: peers, secrets, tokens, leases;
 - ``index``: each peer's files (replace, upsert, delete, browse);
 - ``search``: name search and one file's details;
-- ``copies``: pending copies, withdrawals, drops, planning queries, the replication summary.
+- ``copies``: pending copies, withdrawals, drops, planning queries, the replication summary;
+- ``ring``: places of peers and files on the placement ring (backup sampling);
+- ``cluster``: work claimed once across directory processes, and the processes' clocks;
+- ``bulk``: bulk loading with the indexes built after the load; ``plans``: EXPLAIN of the hot
+  statements; ``search_pg``: PostgreSQL's search statements.
 
 Every method takes a keyword-only ``conn``: without it the method runs in its own short
 transaction; with it, inside the caller's (see ``Store.write``). Liveness is decided elsewhere:
@@ -18,6 +22,7 @@ plain numbers.
 from __future__ import annotations
 
 from . import schema
+from .cluster import Cluster
 from .copies import Copies
 from .search import Search
 from .sessions import PeerSession, Sessions
@@ -25,7 +30,7 @@ from .sessions import PeerSession, Sessions
 __all__ = ["Store", "PeerSession"]
 
 
-class Store(Sessions, Search, Copies):
+class Store(Sessions, Search, Copies, Cluster):
     """The directory's persistent state behind one SQLAlchemy engine."""
 
     def create_schema(self) -> None:

@@ -3,6 +3,14 @@
 Backup eligibility is decided here once (``backup_eligible``), as one SQL condition used both
 by the planner (``backup_candidates``) and by the summary (``replication_counts``), so the
 "unplaceable" figure can never contradict what the planner does.
+
+The planner does not test every live peer: ``backup_candidates(sample=K)`` applies the rule to
+the K live peers that accept uploads and follow the file's place on the placement ring
+(``store.ring``, served by the index on ``p2p_peers.ring``), a window at a time until enough are
+eligible or ``max_windows`` windows were tried. A planning round then costs the same at 10,000
+peers as at 100. A file for which no peer in those windows is eligible stays short this round
+while the summary may still count it placeable (some peer far along the ring could take it);
+both use the same rule, on different sets of peers.
 """
 from __future__ import annotations
 
@@ -10,6 +18,7 @@ from sqlalchemy import Integer, and_, bindparam, case, delete, exists, func, sel
 from sqlalchemy.engine import Connection
 
 from .engine import StoreEngine, transactional
+from .ring import file_place
 from .schema import dropped, files, peers, pending, withdrawn
 
 
@@ -44,7 +53,8 @@ def backup_eligible(sha256, size, live_since: float, now: float, max_pending: in
     A backup is live, accepts uploads, neither holds, awaits nor dropped sha256, has room
     (free_bytes unknown, or free_bytes minus the bytes of the copies it awaits is at least
     size) and awaits fewer than max_pending copies. sha256 and size are values, or columns
-    of an enclosing query.
+    of an enclosing query; every argument may be a bindparam (the planner's statements are
+    built once, see _CANDIDATES).
     """
     # Each inner query correlates everything but its own table: sha256 may be a column of a
     # query two levels up (replication_counts), which auto-correlation would not reach.
@@ -73,19 +83,53 @@ def live_holders_of(sha_column, live_since: float):
 
 
 _to = peers.alias("to")
+# Handing out is one UPDATE ... RETURNING: of two processes answering two heartbeats of one
+# holder at once, the second waits for the first's row locks, then finds handed_at set.
 _HANDOUTS = (
-    select(pending.c.sha256, pending.c.name, pending.c.to_peer_id, _to.c.grpc_address.label("to_address"))
-    .select_from(pending.join(_to, _to.c.peer_id == pending.c.to_peer_id))
-    .where(pending.c.from_peer_id == bindparam("src"), pending.c.handed_at.is_(None),
-           pending.c.deadline >= bindparam("now"))
-    .order_by(pending.c.sha256, pending.c.to_peer_id)
-)
-_MARK_HANDED = (
     update(pending)
     .where(pending.c.from_peer_id == bindparam("src"), pending.c.handed_at.is_(None),
            pending.c.deadline >= bindparam("now"))
     .values(handed_at=bindparam("now"))
+    .returning(pending.c.sha256, pending.c.name, pending.c.to_peer_id,
+               select(_to.c.grpc_address).where(_to.c.peer_id == pending.c.to_peer_id)
+               .scalar_subquery().label("to_address"))
 )
+
+
+def handouts_statement():
+    """The statement take_handouts runs (for EXPLAIN in the benchmark report)."""
+    return _HANDOUTS
+
+
+_ring = peers.alias("ring_window")
+# One window of the ring: the next :k live peers that accept uploads, from place :place on.
+_RING_WINDOW = (
+    select(_ring.c.peer_id, _ring.c.ring)
+    .where(_ring.c.ring >= bindparam("place"), _ring.c.last_seen >= bindparam("ls"),
+           _ring.c.accept_uploads.is_(True))
+    .order_by(_ring.c.ring)
+    .limit(bindparam("k"))
+)
+
+
+def sample_statement():
+    """The ring window backup_candidates reads (for EXPLAIN in the benchmark report)."""
+    return _RING_WINDOW
+
+
+def _candidates(restricted: bool):
+    """backup_candidates' statement, built once: building the rule's expression per call cost
+    more than the database's work on a window of 32 peers."""
+    now = bindparam("now")
+    eligible = backup_eligible(bindparam("sha"), bindparam("size"), bindparam("ls"), now, bindparam("max_pending"))
+    query = select(peers.c.peer_id, peers.c.grpc_address, peers.c.free_bytes,
+                   awaited_copies(now).label("pending"), reserved_bytes(now).label("reserved")).where(eligible)
+    if restricted:
+        query = query.where(peers.c.peer_id.in_(bindparam("ids", expanding=True)))
+    return query.order_by(peers.c.peer_id)
+
+
+_CANDIDATES = {restricted: _candidates(restricted) for restricted in (False, True)}
 
 
 class Copies(StoreEngine):
@@ -122,6 +166,17 @@ class Copies(StoreEngine):
             stale = stale | pending.c.to_peer_id.in_(dead) | pending.c.from_peer_id.in_(dead)
         return conn.execute(delete(pending).where(stale)).rowcount
 
+    @transactional("write")
+    def drop_stale_copies_of(self, sha256: str, now: float, live_since: float, *, conn: Connection) -> int:
+        """Delete the pending copies of one sha256 that are past their deadline or whose sender
+        or backup is no longer live (so another peer may be planned for it at once)."""
+        # Keyed probes of the two peers of each copy of this file, never a list of every dead peer.
+        def live(peer_column):
+            return exists().where(peers.c.peer_id == peer_column, peers.c.last_seen >= live_since)
+
+        stale = (pending.c.deadline < now) | ~live(pending.c.to_peer_id) | ~live(pending.c.from_peer_id)
+        return conn.execute(delete(pending).where(pending.c.sha256 == sha256, stale)).rowcount
+
     @transactional("read")
     def under_replicated_for_holder(
         self, peer_id: str, target: int, live_since: float, now: float, limit: int, start: str = "",
@@ -143,10 +198,13 @@ class Copies(StoreEngine):
             .subquery()
         )
         live2 = live_holders_of(inner.c.sha256, live_since)
+        sender, backup = peers.alias("sender"), peers.alias("backup")
         planned2 = (
             select(func.count())
-            .select_from(pending)
-            .where(pending.c.sha256 == inner.c.sha256, pending.c.deadline >= now)
+            .select_from(pending.join(sender, sender.c.peer_id == pending.c.from_peer_id)
+                         .join(backup, backup.c.peer_id == pending.c.to_peer_id))
+            .where(pending.c.sha256 == inner.c.sha256, pending.c.deadline >= now,
+                   sender.c.last_seen >= live_since, backup.c.last_seen >= live_since)
             .scalar_subquery()
         )
         counted = select(
@@ -164,26 +222,39 @@ class Copies(StoreEngine):
 
     @transactional("read")
     def backup_candidates(
-        self, sha256: str, size: int, live_since: float, now: float, max_pending: int, *, conn: Connection
+        self, sha256: str, size: int, live_since: float, now: float, max_pending: int,
+        sample: int | None = None, need: int = 1, max_windows: int = 4, *, conn: Connection,
     ) -> list[dict]:
         """The peers eligible (backup_eligible) to receive a copy of sha256, ordered by peer_id.
 
-        Each row: peer_id, grpc_address, free_bytes, pending (count of unexpired copies
-        it awaits) and reserved (bytes of those copies). Which of them wins is the planner's
-        decision.
+        sample None: every live peer is tested. sample K: windows of K live peers that accept
+        uploads, clockwise on the ring from the file's place, until need are eligible, the
+        ring is exhausted or max_windows were tried. Each row: peer_id, grpc_address,
+        free_bytes, pending (count of unexpired copies it awaits) and reserved (bytes of those
+        copies). Which of them wins is the planner's decision.
         """
-        rows = conn.execute(
-            select(
-                peers.c.peer_id,
-                peers.c.grpc_address,
-                peers.c.free_bytes,
-                awaited_copies(now).label("pending"),
-                reserved_bytes(now).label("reserved"),
-            )
-            .where(backup_eligible(sha256, size, live_since, now, max_pending))
-            .order_by(peers.c.peer_id)
-        )
-        return [dict(r._mapping) for r in rows]
+        params = {"sha": sha256, "size": size, "ls": live_since, "now": now, "max_pending": max_pending}
+        if sample is None:
+            return [dict(r._mapping) for r in conn.execute(_CANDIDATES[False], params)]
+        found: dict[str, dict] = {}
+        start = place = file_place(sha256)
+        wrapped = False
+        for _ in range(max_windows):
+            window = conn.execute(_RING_WINDOW, {"place": place, "ls": live_since, "k": sample}).all()
+            full, circled = len(window) == sample, False
+            if wrapped:  # past the ring's end: stop at the file's own place
+                before = [w for w in window if w.ring < start]
+                circled, window = len(before) < len(window), before
+            if window:
+                rows = conn.execute(_CANDIDATES[True], {**params, "ids": [w.peer_id for w in window]})
+                found.update({r.peer_id: dict(r._mapping) for r in rows})
+            if len(found) >= need or (wrapped and (circled or not full)):
+                break
+            if full:
+                place = window[-1].ring + 1
+            else:  # the ring ends here: go on from its start
+                wrapped, place = True, 0
+        return [found[k] for k in sorted(found)]
 
     @transactional("write")
     def add_pending_copy(
@@ -200,12 +271,10 @@ class Copies(StoreEngine):
 
     @transactional("write")
     def take_handouts(self, from_peer_id: str, now: float, *, conn: Connection) -> list[dict]:
-        """Unexpired copies planned for this holder not yet handed out; marks them handed out."""
-        params = {"src": from_peer_id, "now": now}
-        rows = conn.execute(_HANDOUTS, params).all()
-        if rows:
-            conn.execute(_MARK_HANDED, params)
-        return [dict(r._mapping) for r in rows]
+        """Unexpired copies planned for this holder not yet handed out, each handed out once
+        (whichever process asks first); ordered by sha256, then backup."""
+        rows = conn.execute(_HANDOUTS, {"src": from_peer_id, "now": now}).all()
+        return sorted((dict(r._mapping) for r in rows), key=lambda h: (h["sha256"], h["to_peer_id"]))
 
     @transactional("read")
     def replication_counts(

@@ -59,6 +59,9 @@ class StoreEngine:
         self.engine: Engine = create_engine(url, **kwargs)
         self.dialect = self.engine.dialect.name
         self._write_lock: contextlib.AbstractContextManager = contextlib.nullcontext()
+        # How read_one and write_one skip BEGIN and COMMIT: SQLite's begin hook (p2p_begin=""),
+        # PostgreSQL's autocommit.
+        self._one_statement: dict = {}
         if self.dialect == "sqlite":
             _configure_sqlite(self.engine)
             database = self.engine.url.database
@@ -66,6 +69,7 @@ class StoreEngine:
             self._write_lock = WriteLock(None if in_memory else database + "-writelock")
         elif self.dialect == "postgresql":
             _configure_postgresql(self.engine)
+            self._one_statement = {"isolation_level": "AUTOCOMMIT"}
         else:
             raise ValueError(f"unsupported database {self.dialect!r}: use sqlite or postgresql")
 
@@ -83,7 +87,7 @@ class StoreEngine:
         with self.engine.connect() as conn:
             # SQLite holds its write lock only while the statement runs, not across the
             # Python work and GIL switches between BEGIN and COMMIT.
-            conn.execution_options(p2p_begin="")
+            conn.execution_options(p2p_begin="", **self._one_statement)
             with self._write_lock, conn.begin():
                 yield conn
 
@@ -99,8 +103,8 @@ class StoreEngine:
         """A connection for one read-only statement: on SQLite no BEGIN/COMMIT round trips."""
         with self.engine.connect() as conn:
             # One statement sees one snapshot anyway; an explicit transaction would only add
-            # two more statements to the hottest read paths.
-            conn.execution_options(p2p_begin="")
+            # two more statements (round trips on PostgreSQL) to the hottest read paths.
+            conn.execution_options(p2p_begin="", **self._one_statement)
             with conn.begin():
                 yield conn
 
@@ -123,12 +127,20 @@ class StoreEngine:
 def _configure_postgresql(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record):
-        # psycopg prepares repeated statements; a generic plan for "name ILIKE $1" cannot see
-        # how selective the pattern is and scans the table, so always plan for the real value.
+        # psycopg prepares a statement run five times on a connection. Plan it once, then: every
+        # statement of the store is written so that its plan does not depend on the values (see
+        # search_pg), and planning the search anew cost more than running it.
         autocommit = dbapi_conn.autocommit
         dbapi_conn.autocommit = True
         with dbapi_conn.cursor() as cur:
-            cur.execute("SET plan_cache_mode = force_custom_plan")
+            cur.execute("SET plan_cache_mode = force_generic_plan")
+            # A generic plan's cost counts every sub-plan at its worst; past jit_above_cost that
+            # compiled the search with LLVM on each run (30 ms) for a statement of 1 ms.
+            cur.execute("SET jit = off")
+            # The directory's tables are read from memory, not from a spinning disk: at the
+            # default 4, a peers table of 100 rows on two pages was read whole for each of a
+            # search's 41 liveness checks instead of through its primary key.
+            cur.execute("SET random_page_cost = 1.1")
         dbapi_conn.autocommit = autocommit
 
 

@@ -15,7 +15,11 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    bindparam,
+    inspect,
+    select,
     text,
+    update,
 )
 from sqlalchemy.engine import Connection
 
@@ -36,8 +40,12 @@ peers = Table(
     Column("free_bytes", BigInteger, nullable=True),
     Column("registered_at", Float, nullable=False, default=0.0),
     Column("planned_at", Float, nullable=False, default=0.0),
+    # The peer's place on the placement ring (store.ring.ring_key of peer_id): backup candidates
+    # are drawn from the peers that follow a file's place, through p2p_peers_ring.
+    Column("ring", BigInteger, nullable=False, default=0),
     Index("p2p_peers_token", "token_hash", unique=True),
     Index("p2p_peers_last_seen", "last_seen"),
+    Index("p2p_peers_ring", "ring"),
 )
 
 files = Table(
@@ -51,7 +59,9 @@ files = Table(
     Column("piece_size", BigInteger, nullable=True),
     Column("pieces", Text, nullable=True),  # JSON list of piece digests
     UniqueConstraint("peer_id", "name", name="p2p_files_peer_name"),
-    Index("p2p_files_sha256", "sha256", "peer_id"),
+    # (sha256, id, peer_id): a search's holders of a sha256 and its "no earlier live copy" check
+    # (sha256 = ? AND id < ?, a range of the key) read the index alone on both databases.
+    Index("p2p_files_sha256", "sha256", "id", "peer_id"),
     Index("p2p_files_peer_sha256", "peer_id", "sha256"),
 )
 
@@ -93,6 +103,36 @@ dropped = Table(
     PrimaryKeyConstraint("sha256", "peer_id", name="p2p_dropped_pk"),
 )
 
+directory_processes = Table(
+    "p2p_directory_processes",
+    metadata,
+    # Every directory process writes a row here at start and then a heartbeat of life: its own
+    # clock and the database's at that write, so clock skew between processes shows (store.cluster).
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("own_time", Float, nullable=False),  # the process's clock at its last heartbeat of life
+    Column("db_time", Float, nullable=False),  # the database's clock at that write
+    Column("skew_s", Float, nullable=False, default=0.0),  # own clock minus the database's
+    Index("p2p_directory_processes_db_time", "db_time"),
+)
+
+tasks = Table(
+    "p2p_tasks",
+    metadata,
+    # Work that must happen once per interval across every directory process (the sweep, later
+    # audits): a process runs it only after moving last_run forward itself (store.cluster).
+    Column("name", String(64), primary_key=True),
+    Column("last_run", Float, nullable=False, default=0.0),
+    Column("run_by", String(300), nullable=True),
+)
+
+# Columns added after a table first shipped: create_schema adds them to an older database.
+ADDED_COLUMNS = [(peers, "ring")]
+# Indexes whose columns changed since they first shipped: create_schema builds them again.
+CHANGED_INDEXES = [(files, "p2p_files_sha256")]
+
 # The FTS5 index first, then the triggers that keep it in step with p2p_files row by row.
 SQLITE_DDL = [
     "CREATE VIRTUAL TABLE IF NOT EXISTS p2p_files_fts USING fts5("
@@ -107,11 +147,36 @@ SQLITE_DDL = [
 ]
 SQLITE_TRIGGERS = ("p2p_files_ai", "p2p_files_ad", "p2p_files_au")
 
+# The name-search indexes of PostgreSQL, by name: bulk loading (store.bulk) drops them before a
+# load and builds them after it, which is many times faster than keeping them up to date row by row.
+POSTGRES_FOLDED_NAME = (
+    # The name lower-cased by the database itself, stored: search matches it with a byte-wise
+    # LIKE (4x cheaper a row than ILIKE, which folds both sides on every comparison).
+    "ALTER TABLE p2p_files ADD COLUMN IF NOT EXISTS name_folded text GENERATED ALWAYS AS (lower(name)) STORED"
+)
+POSTGRES_SEARCH_INDEXES = {
+    # fastupdate off: with it on, new entries wait in a pending list that every search scans
+    # linearly until a vacuum merges it (4 MB by default: at 10k files that list was most of the
+    # index, and search there ran slower than at 100k). Index writes cost more; searches never do.
+    "p2p_files_folded_trgm":
+        "CREATE INDEX IF NOT EXISTS p2p_files_folded_trgm ON p2p_files "
+        "USING gin (name_folded {trgm}.gin_trgm_ops) WITH (fastupdate = off)",
+    # 1-2 character queries are prefix searches: a byte range of name_folded.
+    "p2p_files_folded_prefix":
+        "CREATE INDEX IF NOT EXISTS p2p_files_folded_prefix ON p2p_files (name_folded text_pattern_ops)",
+}
 POSTGRES_DDL = [
-    "CREATE EXTENSION IF NOT EXISTS pg_trgm",
-    "CREATE INDEX IF NOT EXISTS p2p_files_name_trgm ON p2p_files USING gin (name gin_trgm_ops)",
-    # 1-2 character queries are prefix searches on lower(name).
-    "CREATE INDEX IF NOT EXISTS p2p_files_name_prefix ON p2p_files (lower(name) text_pattern_ops)",
+    # A bigger sample for ANALYZE: the search plans with its 1,000 names (search_pg.NameSample).
+    "ALTER TABLE p2p_files ALTER COLUMN name_folded SET STATISTICS 1000",
+    # A covering index for the liveness sub-plan every search candidate and holder runs: a peer's
+    # last_seen and grpc_address from the index alone (p2p_files_sha256 covers the files' side).
+    "CREATE UNIQUE INDEX IF NOT EXISTS p2p_peers_live ON p2p_peers (peer_id) INCLUDE (last_seen, grpc_address)",
+    # Indexes of an earlier release: name_folded's replace those on name, p2p_files_sha256
+    # (sha256, id, peer_id) replaces p2p_files_sha256_id.
+    "DROP INDEX IF EXISTS p2p_files_sha256_id",
+    "DROP INDEX IF EXISTS p2p_files_name_trgm",
+    "DROP INDEX IF EXISTS p2p_files_name_prefix",
+    *POSTGRES_SEARCH_INDEXES.values(),
 ]
 _PG_SCHEMA_LOCK = 7_202_611  # arbitrary advisory lock id: serialises schema creation across workers
 
@@ -125,5 +190,65 @@ def create_schema(conn: Connection, dialect: str) -> None:
     if dialect == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_SCHEMA_LOCK})
     metadata.create_all(conn, checkfirst=True)
-    for ddl in SQLITE_DDL if dialect == "sqlite" else POSTGRES_DDL:
-        conn.exec_driver_sql(ddl)
+    _add_missing_columns(conn)
+    _rebuild_changed_indexes(conn)
+    if dialect == "sqlite":
+        for ddl in SQLITE_DDL:
+            conn.exec_driver_sql(ddl)
+        return
+    # ALTER TABLE locks the table even when the column exists: only run it when it does not.
+    if "name_folded" not in {c["name"] for c in inspect(conn).get_columns(files.name)}:
+        conn.exec_driver_sql(POSTGRES_FOLDED_NAME)
+    trgm = pg_trgm_schema(conn)
+    for ddl in POSTGRES_DDL:
+        conn.exec_driver_sql(ddl.format(trgm=trgm))
+
+
+def pg_trgm_schema(conn: Connection) -> str:
+    """The schema that holds pg_trgm (created in public when missing), quoted for DDL.
+
+    An extension lives in one schema of the database. Created with a search_path that starts
+    with a schema of our own (as tests and benchmarks use), it would land there and vanish with
+    that schema, taking every trigram index of the other schemas along: so it goes to public,
+    and an operator class is always named with its schema.
+    """
+    conn.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS pg_trgm WITH SCHEMA public")
+    schema = conn.execute(text("SELECT extnamespace::regnamespace::text FROM pg_extension "
+                               "WHERE extname = 'pg_trgm'")).scalar()
+    return schema
+
+
+def _add_missing_columns(conn: Connection) -> None:
+    """ALTER TABLE ... ADD COLUMN for each of ADDED_COLUMNS an older database lacks (then its index)."""
+    inspector = inspect(conn)
+    for table, name in ADDED_COLUMNS:
+        if name in {c["name"] for c in inspector.get_columns(table.name)}:
+            continue
+        column = table.c[name]
+        ddl = f"{column.type.compile(conn.dialect)} NOT NULL DEFAULT 0"
+        conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {name} {ddl}")
+        for index in table.indexes:
+            if name in index.columns:
+                index.create(conn, checkfirst=True)
+        if table is peers and name == "ring":
+            _fill_ring(conn)
+
+
+def _rebuild_changed_indexes(conn: Connection) -> None:
+    """Drop and create again each of CHANGED_INDEXES whose columns an older database has otherwise."""
+    inspector = inspect(conn)
+    for table, name in CHANGED_INDEXES:
+        [index] = [i for i in table.indexes if i.name == name]
+        found = {i["name"]: i["column_names"] for i in inspector.get_indexes(table.name)}
+        if found.get(name) not in (None, [c.name for c in index.columns]):
+            conn.exec_driver_sql(f"DROP INDEX {name}")
+            index.create(conn)
+
+
+def _fill_ring(conn: Connection) -> None:
+    from .ring import ring_key
+
+    ids = conn.execute(select(peers.c.peer_id)).scalars().all()
+    if ids:
+        conn.execute(update(peers).where(peers.c.peer_id == bindparam("pid")).values(ring=bindparam("r")),
+                     [{"pid": i, "r": ring_key(i)} for i in ids])

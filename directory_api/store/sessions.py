@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection
 from .copies import cancel_copies_of
 from .engine import transactional
 from .index import Index
+from .ring import ring_key
 from .schema import dropped, files, peers, pending, withdrawn
 
 
@@ -82,7 +83,8 @@ class Sessions(Index):
     def register_peer(self, peer_id: str, secret_hash: str, now: float, *, conn: Connection) -> bool:
         """Insert a new peer; False (and nothing changes) if peer_id is already taken."""
         stmt = self._insert(peers).values(
-            peer_id=peer_id, secret_hash=secret_hash, grpc_address="", last_seen=0.0, registered_at=now
+            peer_id=peer_id, secret_hash=secret_hash, grpc_address="", last_seen=0.0, registered_at=now,
+            ring=ring_key(peer_id),
         )
         # RETURNING, not rowcount: psycopg reports no rowcount for INSERT ... ON CONFLICT.
         stmt = stmt.on_conflict_do_nothing(index_elements=["peer_id"]).returning(peers.c.peer_id)

@@ -35,3 +35,15 @@ def test_drop_schema(tmp_path):
     drop_schema(s)
     assert inspect(s.engine).get_table_names() == []
     s.dispose()
+
+
+def test_haproxy_config_checks_health_and_sends_a_dead_directorys_requests_elsewhere():
+    from devtools.cluster import haproxy_config
+
+    conf = haproxy_config(8080, [("directory-1", 5001), ("directory-2", 5002)], check_ms=250)
+    assert "bind 127.0.0.1:8080" in conf
+    assert "option httpchk GET /api/v1/health" in conf
+    for needed in ("retries 3", "option redispatch", "retry-on conn-failure empty-response"):
+        assert needed in conf
+    assert "server directory-1 127.0.0.1:5001 check" in conf and "server directory-2 127.0.0.1:5002 check" in conf
+    assert "inter 250ms" in conf

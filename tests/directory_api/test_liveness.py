@@ -228,3 +228,17 @@ def test_flush_interval_zero_writes_every_heartbeat_before_answering(sessions):
     assert leases.heartbeat("t-a", 105.0, accept_uploads=False).peer_id == "a"
     assert sessions.peer("a")["last_seen"] == 105.0 and sessions.peer("a")["accept_uploads"] is False
     assert counting.batches == []
+
+
+def test_two_processes_sweep_once_per_interval(tmp_path):
+    """Sweepers of two processes on one database: whichever ticks first sweeps, the other skips."""
+    clock = FakeClock()
+    stores = [_store(tmp_path), Store(f"sqlite:///{tmp_path}/l.db")]
+    liveness = Liveness(DirectoryConfig(lease_s=1), clock=clock)
+    sweepers = [Sweeper(liveness, s, 10.0, name=f"host:{i}") for i, s in enumerate(stores)]
+    assert [s.tick() for s in sweepers] == [True, False]
+    assert stores[0].task_runs()["sweep"]["run_by"] == "host:0"
+    clock.advance(10)
+    assert [s.tick() for s in reversed(sweepers)] == [True, False]
+    for s in stores:
+        s.dispose()

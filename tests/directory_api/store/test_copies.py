@@ -193,3 +193,47 @@ def test_concurrent_plans_of_one_copy_conflict(store):
     thread.join(10)
     assert results == {"second": False}
     assert len(store.pending_for(sha(1), NOW)) == 1
+
+
+# -- backup candidates drawn from the ring -------------------------------------------------
+
+
+def _clockwise(store, sha256, peer_ids):
+    """peer_ids ordered clockwise on the ring from the file's place."""
+    from directory_api.store.ring import RING_BITS, file_place, ring_key
+
+    place = file_place(sha256)
+    return sorted(peer_ids, key=lambda p: (ring_key(p) - place) % (1 << RING_BITS))
+
+
+@pytest.fixture
+def ring_of_peers(store):
+    """a holds x; 40 more live peers, every fifth refusing uploads."""
+    add_peer(store, "a", files=[entry("x", n=1)])
+    others = [f"p{i:02}" for i in range(40)]
+    for i, pid in enumerate(others):
+        add_peer(store, pid, accept_uploads=i % 5 != 0)
+    return [p for i, p in enumerate(others) if i % 5 != 0]
+
+
+def test_a_sample_is_the_next_live_accepting_peers_on_the_ring(store, ring_of_peers):
+    everyone = {c["peer_id"] for c in store.backup_candidates(sha(1), 10, LIVE, NOW, 4)}
+    assert everyone == set(ring_of_peers)
+    sampled = store.backup_candidates(sha(1), 10, LIVE, NOW, 4, sample=5)
+    assert [c["peer_id"] for c in sampled] == sorted(_clockwise(store, sha(1), ring_of_peers)[:5])
+    assert set(sampled[0]) == {"peer_id", "grpc_address", "free_bytes", "pending", "reserved"}
+
+
+def test_more_windows_are_read_while_too_few_are_eligible(store, ring_of_peers):
+    order = _clockwise(store, sha(1), ring_of_peers)
+    for pid in order[:4]:  # the first window's peers already hold x
+        store.upsert_files(pid, [entry("x", n=1)])
+    got = store.backup_candidates(sha(1), 10, LIVE, NOW, 4, sample=4, need=2)
+    assert [c["peer_id"] for c in got] == sorted(order[4:8])
+    none = store.backup_candidates(sha(1), 10, LIVE, NOW, 4, sample=4, need=2, max_windows=1)
+    assert none == []
+
+
+def test_the_ring_wraps_around_and_stops_at_the_files_place(store, ring_of_peers):
+    got = store.backup_candidates(sha(1), 10, LIVE, NOW, 4, sample=7, need=100, max_windows=50)
+    assert sorted(c["peer_id"] for c in got) == sorted(ring_of_peers)  # each peer once, all of them

@@ -46,3 +46,49 @@ def test_concurrent_schema_creation(tmp_path):
     assert errors == []
     for s in stores:
         s.dispose()
+
+
+def test_an_older_database_gets_the_columns_added_since(tmp_path):
+    """A peers table made before the ring column existed gets it, filled, on create_schema."""
+    from sqlalchemy import create_engine, inspect
+
+    from directory_api.store import Store
+    from directory_api.store.ring import ring_key
+
+    url = f"sqlite:///{tmp_path}/old.db"
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE p2p_peers (peer_id VARCHAR(64) PRIMARY KEY, secret_hash VARCHAR(255) "
+                             "NOT NULL, token_hash VARCHAR(64), grpc_address VARCHAR(300) NOT NULL, last_seen FLOAT "
+                             "NOT NULL, accept_uploads BOOLEAN NOT NULL, free_bytes BIGINT, registered_at FLOAT NOT "
+                             "NULL, planned_at FLOAT NOT NULL)")
+        conn.exec_driver_sql("INSERT INTO p2p_peers VALUES ('old', 'h', NULL, '', 0, 1, NULL, 0, 0)")
+    engine.dispose()
+    store = Store(url)
+    store.create_schema()
+    assert "ring" in {c["name"] for c in inspect(store.engine).get_columns("p2p_peers")}
+    assert "p2p_peers_ring" in {i["name"] for i in inspect(store.engine).get_indexes("p2p_peers")}
+    with store.read() as conn:
+        assert conn.exec_driver_sql("SELECT ring FROM p2p_peers").scalar() == ring_key("old")
+    store.dispose()
+
+
+def test_an_index_whose_columns_changed_is_built_again(tmp_path):
+    from sqlalchemy import create_engine, inspect
+
+    from directory_api.store import Store
+
+    url = f"sqlite:///{tmp_path}/old-index.db"
+    store = Store(url)
+    store.create_schema()
+    store.dispose()
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP INDEX p2p_files_sha256")
+        conn.exec_driver_sql("CREATE INDEX p2p_files_sha256 ON p2p_files (sha256, peer_id)")  # as it once was
+    engine.dispose()
+    store = Store(url)
+    store.create_schema()
+    found = {i["name"]: i["column_names"] for i in inspect(store.engine).get_indexes("p2p_files")}
+    assert found["p2p_files_sha256"] == ["sha256", "id", "peer_id"]
+    store.dispose()
