@@ -17,7 +17,7 @@ from peer_node.errors import ConfigError, Interrupted, P2PError, Unauthorized
 from peer_node.folder import check_name
 from peer_node.hashing import hash_file
 from peer_node.progress import Progress, human_size
-from peer_node.swarm import CancelToken
+from peer_node.swarm_state import CancelToken
 from peer_node.transfer import destination, download, find_file
 
 log = logging.getLogger(__name__)

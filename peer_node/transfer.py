@@ -15,7 +15,8 @@ from peer_node.errors import AlreadyExists, ChecksumMismatch, Interrupted, Inval
 from peer_node.folder import WORK_DIR, check_name, fsync_dir, place_atomically
 from peer_node.hashing import is_sha256, sha256_file
 from peer_node.pieces import PieceRecord, geometry_for, resume
-from peer_node.swarm import CancelToken, Swarm
+from peer_node.swarm import Swarm
+from peer_node.swarm_state import CancelToken
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import pytest
 
 from peer_node.errors import Interrupted, NoHolders
 from peer_node.servicer import SERVICE_NAME
-from peer_node.swarm import CancelToken
+from peer_node.swarm_state import CancelToken
 from peer_node.transfer import Holder, download, partial_path, record_path
 from peer_node.wire import encode_chunk
 from protos import p2p_pb2
