@@ -93,6 +93,35 @@ dropped = Table(
     PrimaryKeyConstraint("sha256", "peer_id", name="p2p_dropped_pk"),
 )
 
+publications = Table(
+    "p2p_publications",
+    metadata,
+    # A peer's paged publication under way (generation, the next page expected, entries staged so
+    # far), the last one it committed (so a commit sent again is answered, not refused), and
+    # whether its session has published an index yet: the first one, like a login's, records
+    # nothing as dropped.
+    Column("peer_id", String(64), ForeignKey("p2p_peers.peer_id", ondelete="CASCADE"), primary_key=True),
+    Column("generation", String(64), nullable=True),
+    Column("next_page", Integer, nullable=False, default=0),
+    Column("staged", Integer, nullable=False, default=0),
+    Column("committed", String(64), nullable=True),
+    Column("fresh", Boolean, nullable=False, default=True),
+)
+
+staged_files = Table(
+    "p2p_staged_files",
+    metadata,
+    # The pages received of a peer's generation under way: invisible to search until the commit
+    # moves them into p2p_files in one transaction. One generation per peer at a time.
+    Column("peer_id", String(64), ForeignKey("p2p_peers.peer_id", ondelete="CASCADE"), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("piece_size", BigInteger, nullable=True),
+    Column("pieces", Text, nullable=True),
+    PrimaryKeyConstraint("peer_id", "name", name="p2p_staged_files_pk"),
+)
+
 # The FTS5 index first, then the triggers that keep it in step with p2p_files row by row.
 SQLITE_DDL = [
     "CREATE VIRTUAL TABLE IF NOT EXISTS p2p_files_fts USING fts5("
