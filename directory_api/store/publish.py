@@ -39,23 +39,24 @@ class Publish(Index):
         committed}. Raises IndexConflict (nothing changed) for a page out of order, a
         generation not under way, or a name an earlier page of it had.
         """
-        state = conn.execute(select(publications).where(publications.c.peer_id == peer_id)).first()
-        if state is None:  # a session started before paged publication existed
+        row = conn.execute(select(publications).where(publications.c.peer_id == peer_id)).first()
+        if row is None:  # a session started before paged publication existed
             self._reset_publication(peer_id, False, conn=conn)
-            state = conn.execute(select(publications).where(publications.c.peer_id == peer_id)).first()
-        if state.generation != generation:
-            if state.generation is None and state.committed == generation:
+            row = conn.execute(select(publications).where(publications.c.peer_id == peer_id)).first()
+        state = dict(row._mapping)
+        if state["generation"] != generation:
+            if state["generation"] is None and state["committed"] == generation:
                 return {"indexed": 0, "staged": 0, "committed": True}  # the commit, sent again
             if page != 0:
                 raise IndexConflict(f"generation {generation} is not under way: start it with page 0",
                                     expected_page=0)
             conn.execute(delete(staged_files).where(staged_files.c.peer_id == peer_id))
-            state = state._replace(generation=generation, next_page=0, staged=0)
-        if page < state.next_page:
-            return {"indexed": 0, "staged": state.staged, "committed": False}  # a page sent again
-        if page > state.next_page:
-            raise IndexConflict(f"page {page} of generation {generation} came before page {state.next_page}",
-                                expected_page=state.next_page)
+            state.update(generation=generation, next_page=0, staged=0)
+        if page < state["next_page"]:
+            return {"indexed": 0, "staged": state["staged"], "committed": False}  # a page sent again
+        if page > state["next_page"]:
+            raise IndexConflict(f"page {page} of generation {generation} came before page {state['next_page']}",
+                                expected_page=state["next_page"])
         if entries:
             stmt = self._insert(staged_files).on_conflict_do_nothing(index_elements=["peer_id", "name"])
             taken = conn.execute(stmt.returning(staged_files.c.name),
@@ -65,12 +66,12 @@ class Publish(Index):
                 # Raising rolls the whole page back: the transaction is the caller's or transactional's.
                 raise IndexConflict(f"{duplicate!r} is on an earlier page of generation {generation}",
                                     duplicate=duplicate)
-        staged = state.staged + len(entries)
+        staged = state["staged"] + len(entries)
         if not last:
             conn.execute(update(publications).where(publications.c.peer_id == peer_id)
                          .values(generation=generation, next_page=page + 1, staged=staged))
             return {"indexed": len(entries), "staged": staged, "committed": False}
-        self._commit(peer_id, record_drops=not state.fresh, now=now, conn=conn)
+        self._commit(peer_id, record_drops=not state["fresh"], now=now, conn=conn)
         conn.execute(update(publications).where(publications.c.peer_id == peer_id)
                      .values(generation=None, next_page=0, staged=0, committed=generation, fresh=False))
         return {"indexed": len(entries), "staged": staged, "committed": True}
