@@ -6,6 +6,7 @@ SQL per request, or fetching a row per holder, cost more than the database's own
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 
 from sqlalchemy import text
@@ -34,13 +35,24 @@ def _fts_match(query: str) -> tuple[str, int]:
     return " AND ".join('"' + term.replace('"', '""') + '"' for term in terms), 0
 
 
+def case_variants(query: str) -> list[str]:
+    """The spellings of a 1-2 character query that SQLite's LIKE must try to match it in any case.
+
+    LIKE folds ASCII letters itself; any other character is tried in its lower and upper case
+    (where each is one character): at most four spellings, usually one.
+    """
+    options = [[c] if c.isascii() else sorted({v for v in (c, c.lower(), c.upper()) if len(v) == 1})
+               for c in query]
+    return ["".join(p) for p in itertools.product(*options)]
+
+
 def _like_escape(text_: str) -> str:
     return text_.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 @functools.lru_cache(maxsize=None)
 def _search_statement(dialect: str, kind: str):
-    """The search SQL for one dialect and query kind (substring, prefix or all), built once."""
+    """The search SQL for one dialect and query kind (substring, short or all), built once."""
     # Every request runs one of six fixed statements: plain SQL with bound parameters costs
     # nothing to build, where composing aliased Core selects per request dominated its CPU time.
     order_key, source, match, match2 = "f.id", "p2p_files f", "", ""
@@ -55,12 +67,20 @@ def _search_statement(dialect: str, kind: str):
         # PostgreSQL: the pg_trgm GIN index serves ILIKE '%q%'.
         match = "AND f.name ILIKE :pat ESCAPE '\\'"
         match2 = "AND f2.name ILIKE :pat ESCAPE '\\'"
-    elif kind == "prefix":
-        # A trigram index cannot serve 1-2 characters: match name prefixes (SQLite's LIKE is
-        # case-insensitive for ASCII; PostgreSQL has an index on lower(name)).
-        name, name2 = ("lower(f.name)", "lower(f2.name)") if dialect == "postgresql" else ("f.name", "f2.name")
-        match = f"AND {name} LIKE :pat ESCAPE '\\'"
-        match2 = f"AND {name2} LIKE :pat ESCAPE '\\'"
+    elif kind.startswith("short") and dialect == "sqlite":
+        # 1-2 characters: no trigram to look up, so walk the names in id order until the page is
+        # full (LIMIT stops the scan; a common letter fills a page at once, a pair no name holds
+        # reads every name: 17 ms at 100k files, see bench/short_search.py). LIKE folds ASCII
+        # itself, faster than instr(lower(name)); other characters come as case variants.
+        n = int(kind[len("short"):])
+        like = " OR ".join(f"{{n}} LIKE :v{i} ESCAPE '\\'" for i in range(n))
+        match = "AND (" + like.format(n="f.name") + ")"
+        match2 = "AND (" + like.format(n="f2.name") + ")"
+    elif kind.startswith("short"):
+        # PostgreSQL: ILIKE folds every case; pg_trgm cannot serve 1-2 characters, so the planner
+        # walks the primary key in id order and stops at LIMIT (measured: bench/short_search.py).
+        match = "AND f.name ILIKE :pat ESCAPE '\\'"
+        match2 = "AND f2.name ILIKE :pat ESCAPE '\\'"
     # The page comes back as one JSON array of [id, sha256, name, size, [[peer_id, address], ...]].
     agg, as_json = ("json_group_array(json_array({}))", "json({})") if dialect == "sqlite" else \
         ("json_agg(json_build_array({}))", "{}")
@@ -108,8 +128,8 @@ class Search(StoreEngine):
         """Live files whose name contains query (case-insensitive), one row per sha256.
 
         Rows come in file-id order; a sha256 is reported at its first live matching row only,
-        so pages never repeat a file. Queries of 1-2 characters match name prefixes instead
-        (a trigram index cannot serve them). Returns {results, next_after} where next_after
+        so pages never repeat a file. Queries of 1-2 characters (no trigram to look up) scan the
+        names in id order until the page is full. Returns {results, next_after} where next_after
         is the id to resume after, or None on the last page.
         """
         params = {"ls": live_since, "after": after_id, "lim": limit + 1}
@@ -122,8 +142,13 @@ class Search(StoreEngine):
             else:
                 params["pat"] = "%" + _like_escape(query) + "%"
         elif query:
-            kind = "prefix"
-            params["pat"] = _like_escape(query.lower()) + "%"
+            if self.dialect == "sqlite":
+                variants = case_variants(query)
+                kind = f"short{len(variants)}"
+                params.update({f"v{i}": "%" + _like_escape(v) + "%" for i, v in enumerate(variants)})
+            else:
+                kind = "short"
+                params["pat"] = "%" + _like_escape(query) + "%"
         else:
             kind = "all"
         # One round trip, one row: the page (limit + 1 file rows, the last only to learn whether
