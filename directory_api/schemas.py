@@ -9,15 +9,13 @@ name the field at fault (``cross_field``). Bodies reach these models only after
 """
 from __future__ import annotations
 
-import base64
-import json
 from typing import Annotated, Any
 
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, RootModel, WithJsonSchema, field_validator,
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, RootModel, WithJsonSchema, field_validator,
                       model_validator)
 from pydantic_core import PydanticCustomError
 
-from protos.rules import (MAX_NAME_BYTES, MIN_PIECE_SIZE, NAME_RULE, PEER_ID_PATTERN, PEER_ID_RULE, PIECES_RULE,
+from protos.rules import (MAX_NAME_BYTES, MIN_PIECE_SIZE, NAME_PATTERN, NAME_RULE, PEER_ID_PATTERN, PEER_ID_RULE, PIECES_RULE,
                           SHA256_PATTERN, SHA256_RULE, is_peer_id, is_sha256, name_problem, piece_count)
 
 MAX_INT64 = 2**63 - 1
@@ -58,9 +56,19 @@ def _check_name(value: str) -> str:
 PeerId = _rule(is_peer_id, PEER_ID_RULE, {"type": "string", "pattern": PEER_ID_PATTERN, "description": PEER_ID_RULE})
 Sha256 = _rule(is_sha256, SHA256_RULE, {"type": "string", "pattern": SHA256_PATTERN, "description": SHA256_RULE})
 FileName = Annotated[str, AfterValidator(_check_name), WithJsonSchema(
-    {"type": "string", "minLength": 1, "maxLength": MAX_NAME_BYTES, "description": NAME_RULE})]
-Int64 = Annotated[int, Field(ge=0, le=MAX_INT64, json_schema_extra={"format": "int64"})]
-PieceSize = Annotated[int, Field(ge=MIN_PIECE_SIZE, le=MAX_INT64, json_schema_extra={"format": "int64"})]
+    {"type": "string", "minLength": 1, "maxLength": MAX_NAME_BYTES, "pattern": NAME_PATTERN, "description": NAME_RULE})]
+
+
+def _integral(value: Any) -> Any:
+    # JSON has one number type: 10.0 is the integer 10 (as JSON Schema's "integer" says); 10.5 is not.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+Int64 = Annotated[int, Field(ge=0, le=MAX_INT64, json_schema_extra={"format": "int64"}), BeforeValidator(_integral)]
+PieceSize = Annotated[int, Field(ge=MIN_PIECE_SIZE, le=MAX_INT64, json_schema_extra={"format": "int64"}),
+                      BeforeValidator(_integral)]
 GrpcAddress = Annotated[str, Field(pattern=GRPC_ADDRESS_PATTERN, examples=["127.0.0.1:50051"],
                                    description="host:port the peer serves gRPC on; port 1-65535")]
 
@@ -96,8 +104,12 @@ class Body(BaseModel):
 class FileEntry(Body):
     """One shared file; piece_size and pieces go together, with one digest per piece."""
 
-    model_config = ConfigDict(json_schema_extra={"dependentRequired": {"piece_size": ["pieces"],
-                                                                       "pieces": ["piece_size"]}})
+    # piece_size and pieces are both given (non-null) or both left out (or null)
+    model_config = ConfigDict(json_schema_extra={"anyOf": [
+        {"properties": {"piece_size": {"type": "null"}, "pieces": {"type": "null"}}},
+        {"required": ["piece_size", "pieces"],
+         "properties": {"piece_size": {"type": "integer"}, "pieces": {"type": "array"}}},
+    ]})
 
     name: FileName
     size: Int64
@@ -303,22 +315,19 @@ class UnreachableAnswer(BaseModel):
 # --- search and details ------------------------------------------------------------------------
 
 
+# A cursor is the row id a page ends at, in hex: every string the pattern admits is a cursor
+# (0 .. 2^63-1, the int64 the query binds), so the document states exactly what is valid.
+CURSOR_PATTERN = r"^[0-7]?[0-9a-f]{1,15}$"
+
+
 def encode_cursor(after_id: int) -> str:
-    """An opaque page cursor for the next page after file row after_id."""
-    return base64.urlsafe_b64encode(json.dumps({"a": after_id}).encode()).decode().rstrip("=")
+    """The page cursor for the next page after file row after_id."""
+    return f"{after_id:x}"
 
 
 def decode_cursor(cursor: str) -> int:
-    """The row id a cursor from encode_cursor points after; ValueError if it is not ours."""
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        value = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))["a"]
-    except (ValueError, KeyError, TypeError, UnicodeEncodeError):
-        raise ValueError("not a cursor issued by this directory") from None
-    # A row id is an int64: anything past it would overflow when bound to the query.
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_INT64:
-        raise ValueError("not a cursor issued by this directory")
-    return value
+    """The row id a cursor points after (the pattern already bounds it to int64)."""
+    return int(cursor, 16)
 
 
 class SearchQuery(Params):
@@ -327,17 +336,8 @@ class SearchQuery(Params):
     q: str = Field("", max_length=MAX_QUERY_CHARS, pattern=NO_NUL_PATTERN,
                    description="names that contain this text, in any case, at every length ('' lists all)")
     limit: int = Field(SEARCH_LIMIT_DEFAULT, ge=1, le=MAX_INT64, description=f"capped at {SEARCH_LIMIT_CAP}")
-    cursor: str | None = Field(None, max_length=200, description="next_cursor of the previous page")
-
-    @field_validator("cursor")
-    @classmethod
-    def _ours(cls, value: str | None) -> str | None:
-        if value:
-            try:
-                decode_cursor(value)
-            except ValueError as exc:
-                raise PydanticCustomError("cursor", str(exc)) from None
-        return value
+    cursor: str | None = Field(None, pattern=CURSOR_PATTERN,
+                               description="next_cursor of the previous page (pass it back as it is)")
 
     @property
     def after(self) -> int:

@@ -11,8 +11,7 @@ bp = blueprint("files", __name__, "search by name, one file's holders and pieces
 
 _TO_DETAIL = {
     "fileDetail": {"operationId": "fileDetail", "parameters": {"path.sha256": "$response.body#/results/0/sha256"}},
-    "nextPage": {"operationId": "searchFiles", "parameters": {"query.q": "$request.query.q",
-                                                               "query.cursor": "$response.body#/next_cursor"}},
+    "nextPage": {"operationId": "searchFiles", "parameters": {"query.cursor": "$response.body#/next_cursor"}},
 }
 
 

@@ -55,7 +55,7 @@ def test_field_rules_come_from_the_contract_rules(doc):
     assert entry["properties"]["name"]["description"] == NAME_RULE
     assert entry["properties"]["sha256"]["pattern"] == SHA256_PATTERN
     assert {"type": "integer", "minimum": 0, "maximum": 2**63 - 1, "format": "int64"}.items() <= entry["properties"]["size"].items()
-    assert entry["dependentRequired"] == {"piece_size": ["pieces"], "pieces": ["piece_size"]}
+    assert entry["anyOf"][1]["required"] == ["piece_size", "pieces"]
     assert {"type": "integer", "minimum": MIN_PIECE_SIZE}.items() <= entry["properties"]["piece_size"]["anyOf"][0].items()
     assert doc["components"]["schemas"]["LoginRequest"]["properties"]["peer_id"]["pattern"] == PEER_ID_PATTERN
 
