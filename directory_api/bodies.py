@@ -24,6 +24,7 @@ _NOT_BRACKET = bytes(set(range(256)) - set(b"[]{}"))
 _OPENERS = frozenset(b"[{")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 LIMITS_KEY = "P2P_BODY_LIMITS"
+SURROGATE_REFUSAL = "is not valid UTF-8 (it holds a lone surrogate such as \\ud800)"
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ def _check_string(value: str, parts: tuple, limits: BodyLimits) -> None:
         raise PayloadTooLarge(f"{_path(parts)}: a string of {len(value)} characters; at most "
                               f"{limits.max_string_chars}", field=_path(parts))
     if _SURROGATE.search(value):
-        raise ValidationError(_path(parts), "is not valid Unicode (a lone surrogate such as \\ud800)")
+        raise ValidationError(_path(parts), SURROGATE_REFUSAL)
 
 
 def _check_values(data: Any, limits: BodyLimits) -> None:
