@@ -21,7 +21,7 @@ from tests.procs import ROOT, ServerProcess
 pytestmark = pytest.mark.integration
 
 SEED = 42
-EXAMPLES = int(os.environ.get("P2P_FUZZ_EXAMPLES", "20"))
+EXAMPLES = int(os.environ.get("P2P_FUZZ_EXAMPLES", "12"))
 CONFIG = """
 hooks = "tests.integration.fuzz_hooks"
 
