@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test test-fast protos demo directory peer cluster postman bench bench-quick clean
+.PHONY: venv test test-fast fuzz protos demo directory peer cluster postman bench bench-quick clean
 
 venv: $(STAMP)
 
@@ -21,6 +21,12 @@ test: venv
 # (tests/test_*.py); no integration tests, though some start a directory process
 test-fast: venv
 	$(PY) -m pytest tests/directory_api tests/peer_node tests/protos tests/test_*.py $(PYTEST_ARGS)
+
+# schemathesis against a live directory from its own OpenAPI document: make test runs a bounded
+# run (tests/integration/test_fuzz.py, fixed seed, under a minute); this one runs longer
+FUZZ_EXAMPLES ?= 300
+fuzz: venv
+	P2P_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest tests/integration/test_fuzz.py -s --timeout 3600 $(PYTEST_ARGS)
 
 protos: venv
 	$(PY) -m grpc_tools.protoc -I. --python_out=. --pyi_out=. --grpc_python_out=. protos/p2p.proto

@@ -14,6 +14,8 @@ from directory_api.store.schema import (
     metadata,
     peers,
     pending,
+    publications,
+    staged_files,
     tasks,
     withdrawn,
 )
@@ -32,7 +34,8 @@ def bulk_seed(store: Store, peer_rows: Iterable[dict], file_rows: Iterable[dict]
 def truncate(store: Store) -> None:
     """Delete every row, keeping the schema."""
     with store.write() as conn:
-        for table in (dropped, withdrawn, pending, files, peers, directory_processes, tasks):
+        for table in (staged_files, publications, dropped, withdrawn, pending, files, peers,
+                      directory_processes, tasks):
             conn.execute(delete(table))
         if store.dialect == "sqlite":
             conn.exec_driver_sql("INSERT INTO p2p_files_fts(p2p_files_fts) VALUES ('delete-all')")

@@ -14,10 +14,9 @@ from flask import Flask
 
 from .config import DirectoryConfig
 from .errors import ConfigError
+from .views.api import API_PREFIX
 
 log = logging.getLogger(__name__)
-
-API_PREFIX = "/api/v1"
 
 __all__ = ["create_app", "DirectoryConfig", "ConfigError", "API_PREFIX"]
 
@@ -61,16 +60,21 @@ def create_app(config: Mapping[str, Any] | DirectoryConfig, *, clock: Callable[[
     clock: the time source of liveness and planning (tests inject one). Call
     app.extensions["p2p"].start() to run the lease writer and the sweeper.
     """
+    from . import auth
+    from .bodies import LIMITS_KEY, BodyLimits, BoundedRequest
     from .clocks import ClockWatch
     from .liveness import LeaseRenewals, Liveness, Sweeper
     from .replication import Planner
     from .store import Store
-    from .views import files, meta, peers, replication, session
+    from .views import docs, files, meta, peers, replication, session
+    from .views.api import DirectoryOpenAPI
     from .views.problems import register_error_handlers
 
     cfg = config if isinstance(config, DirectoryConfig) else DirectoryConfig.from_mapping(config)
-    app = Flask(__name__)
+    app = DirectoryOpenAPI(__name__)
+    app.request_class = BoundedRequest
     app.config["MAX_CONTENT_LENGTH"] = cfg.max_body_bytes
+    app.config[LIMITS_KEY] = BodyLimits(max_array_items=max(BodyLimits.max_array_items, cfg.max_files_per_call))
     app.json.sort_keys = False
     store = Store(cfg.database_url)
     store.create_schema()
@@ -83,8 +87,10 @@ def create_app(config: Mapping[str, Any] | DirectoryConfig, *, clock: Callable[[
     app.extensions["p2p"] = ctx
 
     register_error_handlers(app)
+    app.before_request(auth.enforce)
     for module in (session, peers, files, replication, meta):
-        app.register_blueprint(module.bp, url_prefix=API_PREFIX)
+        app.register_api(module.bp, url_prefix=API_PREFIX)
+    app.register_blueprint(docs.bp, url_prefix=API_PREFIX)
     log.info("directory ready: %s, lease %ss, replication %s", _safe_url(cfg.database_url), cfg.lease_s,
              cfg.replication)
     return app

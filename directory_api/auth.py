@@ -1,7 +1,6 @@
 """Tokens and secrets: how a request proves which peer sent it."""
 from __future__ import annotations
 
-import functools
 import hashlib
 import secrets
 
@@ -40,19 +39,37 @@ def bearer_token() -> str:
     return token.strip()
 
 
-def require_peer(view):
-    """Decorator: authenticate the caller (g.peer_id); with a peer_id path argument, it must match."""
+# How an endpoint authenticates (views/api.py: operation(auth_mode=...)); enforce() checks it
+# before flask-openapi3 validates anything, so a foreign token learns nothing from a bad body.
+BEARER = "bearer"  # a bearer token must be sent; the view checks it itself (the heartbeat's one statement)
+PEER = "peer"  # a live peer's token: g.peer_id
+OWNER = "owner"  # PEER, and the path's peer_id must be the caller (403 otherwise)
+_MODE_ATTR = "p2p_auth"
 
-    @functools.wraps(view)
-    def _wrapped(*args, **kwargs):
-        ctx = current_app.extensions["p2p"]
-        peer_id = ctx.store.authenticate(token_hash(bearer_token()), ctx.liveness.live_since())
-        if peer_id is None:
-            raise Unauthorized("unknown or expired token: log in again")
-        g.peer_id = peer_id
-        return view(*args, **kwargs)
 
-    return _wrapped
+def mark(view, mode: str) -> None:
+    """Record on a view function how it authenticates (functools.wraps carries it to the URL rule's view)."""
+    if mode not in (BEARER, PEER, OWNER):
+        raise ValueError(f"unknown auth mode {mode!r}")
+    setattr(view, _MODE_ATTR, mode)
+
+
+def enforce() -> None:
+    """before_request: authenticate the request as its endpoint's auth mode says (nothing if unmarked)."""
+    view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
+    mode = getattr(view, _MODE_ATTR, None)
+    if mode is None:
+        return
+    token = bearer_token()
+    if mode == BEARER:
+        return
+    ctx = current_app.extensions["p2p"]
+    peer_id = ctx.store.authenticate(token_hash(token), ctx.liveness.live_since())
+    if peer_id is None:
+        raise Unauthorized("unknown or expired token: log in again")
+    g.peer_id = peer_id
+    if mode == OWNER:
+        require_owner((request.view_args or {}).get("peer_id", ""))
 
 
 def require_owner(path_peer_id: str) -> None:

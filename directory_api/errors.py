@@ -4,6 +4,7 @@ DirectoryError
 ├── ConfigError            a setting is missing or malformed (the entry points print it)
 ├── StoreError             the database cannot do it now; not an HTTP error (the views answer 503)
 │   └── WriteLockTimeout
+├── IndexConflict          a paged publication does not fit what the store holds (the views answer 400/409)
 └── ApiError               what a request gets back: status, title, slug, problem+json extras
     ├── BadRequest
     │   └── ValidationError
@@ -40,6 +41,14 @@ class WriteLockTimeout(StoreError):
         super().__init__(f"the database stayed locked by another writer for {timeout_s:g} s; try again",
                          timeout_s=timeout_s)
         self.timeout_s = timeout_s
+
+
+class IndexConflict(DirectoryError):
+    """A page of a paged publication does not fit: out of order, of an unknown generation, or a name twice."""
+
+    def __init__(self, message: str, *, expected_page: int | None = None, duplicate: str | None = None):
+        super().__init__(message)
+        self.expected_page, self.duplicate = expected_page, duplicate
 
 
 class ApiError(DirectoryError):

@@ -1,21 +1,63 @@
-"""REST client for the directory (prefix /api/v1), with fail-over across several URLs."""
+"""REST client for the directory (prefix /api/v1), with retries and fail-over across several URLs.
+
+Each URL is tried by urllib3's Retry (through requests' HTTPAdapter): a refused connection or
+a 502/503/504 is tried again after a jittered, growing pause; when that URL still fails, the
+next URL of the list is asked. A big index goes up in pages (publish_index).
+"""
 import logging
+import secrets
 import threading
 from urllib.parse import quote
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from peer_node.errors import DirectoryError, DirectoryUnavailable, NotFound, Unauthorized
 
 log = logging.getLogger(__name__)
 
 API = "/api/v1"
+# A gateway or a directory whose store is busy says "not now": try again, then fail over.
+RETRY_STATUSES = (502, 503, 504)
+# Pages of a paged publication: at most this many entries and (estimated) JSON bytes, far
+# below the directory's 8 MiB body limit.
+PAGE_ENTRIES = 5000
+PAGE_BYTES = 4 * 1024 * 1024
+# The page that commits a big index makes the directory swap it in one transaction: seconds
+# for 100,000 entries, more than the 5 s a heartbeat may take.
+PAGE_TIMEOUT = 60.0
+
+
+def retry_policy(retries=2, backoff=0.2, jitter=0.2):
+    """urllib3's Retry for one URL: connection errors and 502/503/504, any method, jittered back-off.
+
+    Read timeouts are not retried (the directory may have done the work); the call moves to
+    the next URL instead. Retry-After is respected.
+    """
+    return Retry(total=retries, connect=retries, read=0, status=retries, other=0, redirect=0,
+                 allowed_methods=None, status_forcelist=RETRY_STATUSES, backoff_factor=backoff,
+                 backoff_jitter=jitter, backoff_max=5.0, raise_on_status=True, respect_retry_after_header=True)
+
+
+def pages_of(files, max_entries=PAGE_ENTRIES, max_bytes=PAGE_BYTES):
+    """Split an index into pages of at most max_entries entries and about max_bytes of JSON each."""
+    page, size = [], 0
+    for entry in files:
+        # requests sends ASCII JSON: at most 6 bytes a character of a name, 67 a piece digest
+        cost = 120 + 6 * len(entry.get("name", "")) + 67 * len(entry.get("pieces") or ())
+        if page and (len(page) >= max_entries or size + cost > max_bytes):
+            yield page
+            page, size = [], 0
+        page.append(entry)
+        size += cost
+    yield page
 
 
 class DirectoryClient:
     """Calls one directory, moving to the next URL of the list when one does not answer."""
 
-    def __init__(self, urls, timeout=5.0):
+    def __init__(self, urls, timeout=5.0, retry=None):
         if isinstance(urls, str):
             urls = [urls]
         self.urls = [u.rstrip("/") for u in urls]
@@ -23,6 +65,9 @@ class DirectoryClient:
         self.token = None
         self._current = 0
         self._session = requests.Session()  # keeps connections alive between heartbeats
+        adapter = HTTPAdapter(max_retries=retry if retry is not None else retry_policy())
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
         self._lock = threading.Lock()  # one request at a time per client
 
     @property
@@ -37,7 +82,7 @@ class DirectoryClient:
 
     # -- transport -----------------------------------------------------------------------
 
-    def request(self, method, path, json=None, params=None, auth=False):
+    def request(self, method, path, json=None, params=None, auth=False, timeout=None):
         """Send one call; return the decoded JSON (None for 204). Raises our directory errors."""
         headers = {"Accept": "application/json"}
         if auth:
@@ -51,9 +96,11 @@ class DirectoryClient:
                 base = self.urls[index]
                 try:
                     answer = self._session.request(method, base + API + path, json=json, params=params,
-                                                   headers=headers, timeout=self.timeout)
-                except (requests.ConnectionError, requests.Timeout) as exc:
+                                                   headers=headers, timeout=timeout or self.timeout)
+                except (requests.ConnectionError, requests.Timeout, requests.exceptions.RetryError) as exc:
+                    # Retry gave up on this URL (refused, timed out, or still 502/503/504): fail over.
                     last = exc
+                    log.debug("directory %s failed: %s", base, _reason(exc))
                     continue
                 if index != self._current:
                     log.info("directory fail-over: now using %s", base)
@@ -107,8 +154,31 @@ class DirectoryClient:
         return self.request("POST", "/heartbeat", json=body, auth=True) or {}
 
     def put_files(self, peer_id, files):
-        """PUT /peers/{id}/files: replace the whole index."""
+        """PUT /peers/{id}/files: replace the whole index in one call (a small one)."""
         return self.request("PUT", f"/peers/{quote(peer_id)}/files", json={"files": files}, auth=True)
+
+    def publish_index(self, peer_id, files, max_entries=PAGE_ENTRIES, max_bytes=PAGE_BYTES, between_pages=None):
+        """Replace the whole index in pages of one new generation; the last page commits it.
+
+        The old index stays searchable until the commit. between_pages() runs after each page
+        (the node keeps its lease there). Returns the number of entries sent. A failure part-way
+        leaves the old index in place; calling again starts a new generation.
+        """
+        generation = secrets.token_hex(8)
+        pages = list(pages_of(files, max_entries, max_bytes))
+        path = f"/peers/{quote(peer_id)}/files"
+        for n, page in enumerate(pages):
+            params = {"generation": generation, "page": n, "last": "true" if n == len(pages) - 1 else "false"}
+            answer = self.request("PUT", path, json={"files": page}, params=params, auth=True,
+                                  timeout=PAGE_TIMEOUT) or {}
+            if "committed" not in answer:
+                # a directory that does not page replaced the whole index with this page
+                if len(pages) > 1:
+                    self.put_files(peer_id, files)
+                break
+            if between_pages is not None and n < len(pages) - 1:
+                between_pages()
+        return len(files)
 
     def add_files(self, peer_id, files):
         """POST /peers/{id}/files: add or update entries."""

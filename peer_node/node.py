@@ -52,6 +52,8 @@ class PeerNode:
         self._pushes = ThreadPoolExecutor(REPLICATION_WORKERS, thread_name_prefix="replicate")
         self._threads = []
         self._logged_in_once = False
+        self._beat_every = 1.0      # a third of the lease, once logged in
+        self._last_beat = 0.0       # time.monotonic() of the last heartbeat
         self.fatal = None           # a P2PError that ends `serve`: the first login was refused
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -109,18 +111,20 @@ class PeerNode:
                     answer = self._login()
                     interval = max(0.2, float(answer.get("lease_s") or 3) / 3)
                     next_beat = time.monotonic() + interval
+                    self._beat_every, self._last_beat = interval, time.monotonic()
                     state = "up"
                     self._logged_in_once = True
                     log.info("logged in to %s as %s (grpc %s, lease %ss)", self.directory.url,
                              self.config.peer_id, self.address, answer.get("lease_s"))
                 self._publish()
+                # a heartbeat sent between the pages of a publish counts too
+                next_beat = max(next_beat, self._last_beat + interval)
                 if time.monotonic() >= next_beat:
-                    answer = self.directory.heartbeat(self.folder_free_bytes(),
-                                                      self.config.accept_uploads)
+                    answer = self._beat()
                     if answer.get("lease_s"):
                         interval = max(0.2, float(answer["lease_s"]) / 3)
                     next_beat = time.monotonic() + interval
-                    self._replicate(answer.get("replicate") or [])
+                self._beat_every = interval
                 change("up", logging.INFO, "directory %s answers again", self.directory.url)
                 backoff = 0.5
                 wait = max(0.0, next_beat - time.monotonic())
@@ -158,10 +162,23 @@ class PeerNode:
             if self._wake.wait(wait):
                 self._wake.clear()
 
+    def _beat(self):
+        """One heartbeat; hands its copy orders to the pushers."""
+        answer = self.directory.heartbeat(self.folder_free_bytes(), self.config.accept_uploads)
+        self._last_beat = time.monotonic()
+        self._replicate(answer.get("replicate") or [])
+        return answer
+
+    def _keep_lease(self):
+        # Between the pages of a big index (tens of seconds for a million files): the lease
+        # must not lapse while the peer publishes.
+        if time.monotonic() - self._last_beat >= self._beat_every:
+            self._beat()
+
     def _login(self):
-        files = [e.to_wire() for e in self.folder.entries()]
+        # The index goes up after login, in pages (_publish): a big folder would not fit one body.
         answer = self.directory.login(self.config.peer_id, self.config.secret, self.address,
-                                      files=files, accept_uploads=self.config.accept_uploads,
+                                      accept_uploads=self.config.accept_uploads,
                                       free_bytes=self.folder_free_bytes())
         self._dirty = True  # publish with PUT too: login's files are optional in the contract
         # lets `p2p get --config` on this machine report unreachable holders as this peer
@@ -175,7 +192,7 @@ class PeerNode:
         try:
             if dirty:
                 files = [e.to_wire() for e in self.folder.entries()]
-                self.directory.put_files(self.config.peer_id, files)
+                self.directory.publish_index(self.config.peer_id, files, between_pages=self._keep_lease)
                 log.info("published %d file(s) to %s", len(files), self.directory.url)
             elif adds:
                 self.directory.add_files(self.config.peer_id, [e.to_wire() for e in adds])

@@ -45,6 +45,21 @@ NAME_RULE = (f"a relative path: no leading /, no empty, '.', '..' or {WORK_DIR} 
              f"{MAX_COMPONENT_BYTES} bytes a component")
 
 
+# The rule above as a JSON Schema / ECMA-262 pattern, for documents (no lookaround, so every
+# regex engine and generator takes it): components of anything but /, backslash and NUL that are
+# not '', '.', '..' or .p2p in any case. The byte lengths it cannot say; name_problem checks all.
+_C = r"[^/\\\x00]"  # a character of a component
+_COMPONENT = "(?:" + "|".join((
+    r"[^/\\\x00.]" + _C + "*",          # not starting with a dot
+    r"\.\." + _C + "+",                  # ..x
+    r"\.[^/\\\x00.pP]" + _C + "*",     # .x
+    r"\.[pP]", r"\.[pP][^/\\\x002]" + _C + "*",            # .p, .px
+    r"\.[pP]2", r"\.[pP]2[^/\\\x00pP]" + _C + "*",         # .p2, .p2x
+    r"\.[pP]2[pP]" + _C + "+",            # .p2px
+)) + ")"
+NAME_PATTERN = f"^{_COMPONENT}(?:/{_COMPONENT})*$"
+
+
 def is_reserved_component(component: str) -> bool:
     """True when one path component names the work area (any case: some filesystems fold it)."""
     return component.casefold() == WORK_DIR

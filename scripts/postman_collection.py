@@ -142,6 +142,17 @@ const paths = Object.keys(doc.paths || {}).map(norm);
     pm.test('documents ' + p, () => pm.expect(paths).to.include(p));
 });
 """),
+        request("Interactive API docs (Swagger UI) load nothing from another host", "GET", "/docs", auth="none",
+                tests="""
+pm.test('status is 200', () => pm.response.to.have.status(200));
+pm.test('it is an HTML page over openapi.json', () => {
+    pm.expect(pm.response.headers.get('Content-Type') || '').to.include('text/html');
+    pm.expect(pm.response.text()).to.include('openapi.json');
+});
+pm.test('no asset comes from another host', () => {
+    pm.expect(pm.response.text()).to.not.match(/(src|href)\s*=\s*["']?\s*(https?:)?\/\//i);
+});
+"""),
         request("Replication summary", "GET", "/replication", auth="none", tests="""
 ok(200);
 pm.test('answer is a JSON object', () => pm.expect(pm.response.json()).to.be.an('object'));

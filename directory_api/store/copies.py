@@ -14,7 +14,7 @@ both use the same rule, on different sets of peers.
 """
 from __future__ import annotations
 
-from sqlalchemy import Integer, and_, bindparam, case, delete, exists, func, select, update
+from sqlalchemy import Float, Integer, and_, bindparam, case, cast, delete, exists, func, select, update
 from sqlalchemy.engine import Connection
 
 from .engine import StoreEngine, transactional
@@ -41,9 +41,16 @@ def awaited_copies(now: float):
 
 
 def reserved_bytes(now: float):
-    """Correlated to peers: the bytes of the unexpired copies that peer awaits."""
+    """Correlated to peers: the bytes of the unexpired copies that peer awaits, as a REAL.
+
+    Sizes go up to 2^63-1, so two of them overflow an int64 SUM (SQLite then fails the whole
+    statement with "integer overflow", and with it every planning round in the network). The sum
+    is only compared and shown, so it is added as a REAL, which cannot overflow; it is exact up to
+    2^53 bytes (8 PiB), far beyond any disk.
+    """
     return (
-        select(func.coalesce(func.sum(pending.c.size), 0)).where(*_awaited_by_peer(now)).scalar_subquery()
+        select(func.coalesce(func.sum(cast(pending.c.size, Float)), 0.0))
+        .where(*_awaited_by_peer(now)).scalar_subquery()
     )
 
 
@@ -66,7 +73,8 @@ def backup_eligible(sha256, size, live_since: float, now: float, max_pending: in
         .correlate_except(pending),
         ~exists().where(dropped.c.peer_id == peers.c.peer_id, dropped.c.sha256 == sha256)
         .correlate_except(dropped),
-        peers.c.free_bytes.is_(None) | (peers.c.free_bytes - reserved_bytes(now) >= size),
+        # free_bytes - size cannot overflow (both are 0..2^63-1); the reserved sum is a REAL.
+        peers.c.free_bytes.is_(None) | (peers.c.free_bytes - size >= reserved_bytes(now)),
         awaited_copies(now) < max_pending,
     )
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import sqlite3
+import time
 from typing import Iterator
 
 from sqlalchemy import create_engine, event, select
@@ -150,9 +152,9 @@ def _configure_sqlite(engine: Engine) -> None:
         # Let SQLAlchemy's "begin" event issue BEGIN itself, so writers can ask for IMMEDIATE.
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=30000")
+        _set_wal(cur)
+        cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA synchronous=NORMAL")
         # Reads are the hot path: map the file instead of copying pages through read(), keep a
         # bigger page cache per connection (16 MiB), and sort in memory, not in temp files.
@@ -166,3 +168,21 @@ def _configure_sqlite(engine: Engine) -> None:
         mode = conn.get_execution_options().get("p2p_begin", "DEFERRED")
         if mode:  # "" (StoreEngine.read_one): stay in autocommit, COMMIT is then a no-op
             conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def _set_wal(cur, attempts: int = 50) -> None:
+    """Switch the database to WAL, waiting while another connection switches it at the same time.
+
+    Changing the journal mode of a new database needs it to itself, and SQLite answers "database
+    is locked" at once instead of calling the busy handler when several processes (or gunicorn
+    workers) open it together.
+    """
+    for attempt in range(attempts):
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.02 * (attempt + 1))
+

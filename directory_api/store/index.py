@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import delete, exists, insert, select
+from sqlalchemy import delete, exists, insert, select, update
 from sqlalchemy.engine import Connection
 
 from .copies import cancel_copies_of
 from .engine import StoreEngine, transactional
-from .schema import dropped, files, pending, withdrawn
+from .schema import dropped, files, pending, publications, withdrawn
 
 
 def _entry_row(peer_id: str, entry: dict) -> dict:
@@ -43,6 +43,8 @@ class Index(StoreEngine):
         if now is not None:
             old = set(conn.execute(select(files.c.sha256).where(files.c.peer_id == peer_id).distinct()).scalars())
             self._record_dropped(peer_id, old - {e["sha256"] for e in entries}, now, conn=conn)
+            # The session has published an index now: a paged commit after it records drops too.
+            conn.execute(update(publications).where(publications.c.peer_id == peer_id).values(fresh=False))
         conn.execute(delete(files).where(files.c.peer_id == peer_id))
         if entries:
             conn.execute(insert(files), [_entry_row(peer_id, e) for e in entries])

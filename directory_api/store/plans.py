@@ -16,7 +16,7 @@ from sqlalchemy.sql.elements import TextClause
 
 from . import search_pg
 from . import copies
-from .search import _FILE_DETAIL, _fts_match, _like_escape, _search_statement
+from .search import _FILE_DETAIL, _fts_match, _like_escape, _search_statement, case_variants
 from .sessions import _LEASE_SESSION
 
 _PARAM = re.compile(r"(?<![:\w]):(\w+)")
@@ -105,10 +105,9 @@ def search_shapes(dialect: str, query: str, live_since: float, after: int = 0, l
             like = {**params, "pat": "%" + _like_escape(query) + "%", "ipat": search_pg.index_pattern(query, sample)}
             return [("scan window", search_pg.statement("scan", "like"), {**like, "w": search_pg.FIRST_WINDOW}),
                     ("trigram index", search_pg.statement("index", "like"), {**like, "cap": search_pg.INDEX_CAP})]
-        if query:
-            prefix = {**params, "prefix": query}
-            return [("scan window", search_pg.statement("scan", "range"), {**prefix, "w": search_pg.FIRST_WINDOW}),
-                    ("prefix index", search_pg.statement("index", "range"), {**prefix, "cap": search_pg.INDEX_CAP})]
+        if query:  # 1-2 characters: scanned for only (no trigram to look up)
+            return [("scan window", search_pg.statement("scan", "like"),
+                     {**params, "pat": "%" + _like_escape(query) + "%", "w": search_pg.FIRST_WINDOW})]
         return [("scan window", search_pg.statement("scan", "like"),
                  {**params, "pat": "%", "w": search_pg.FIRST_WINDOW})]
     params = {"ls": live_since, "after": after, "lim": limit}
@@ -117,7 +116,9 @@ def search_shapes(dialect: str, query: str, live_since: float, after: int = 0, l
         ql = "".join(c.lower() if c.isascii() else c for c in query)
         return [("fts5", _search_statement("substring"), {**params, "m": m, "exact": exact, "ql": ql})]
     if query:
-        return [("prefix", _search_statement("prefix"), {**params, "pat": _like_escape(query.lower()) + "%"})]
+        variants = case_variants(query)
+        return [("short scan", _search_statement(f"short{len(variants)}"),
+                 {**params, **{f"v{i}": "%" + _like_escape(v) + "%" for i, v in enumerate(variants)}})]
     return [("all", _search_statement("all"), params)]
 
 

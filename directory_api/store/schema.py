@@ -103,6 +103,35 @@ dropped = Table(
     PrimaryKeyConstraint("sha256", "peer_id", name="p2p_dropped_pk"),
 )
 
+publications = Table(
+    "p2p_publications",
+    metadata,
+    # A peer's paged publication under way (generation, the next page expected, entries staged so
+    # far), the last one it committed (so a commit sent again is answered, not refused), and
+    # whether its session has published an index yet: the first one, like a login's, records
+    # nothing as dropped.
+    Column("peer_id", String(64), ForeignKey("p2p_peers.peer_id", ondelete="CASCADE"), primary_key=True),
+    Column("generation", String(64), nullable=True),
+    Column("next_page", Integer, nullable=False, default=0),
+    Column("staged", Integer, nullable=False, default=0),
+    Column("committed", String(64), nullable=True),
+    Column("fresh", Boolean, nullable=False, default=True),
+)
+
+staged_files = Table(
+    "p2p_staged_files",
+    metadata,
+    # The pages received of a peer's generation under way: invisible to search until the commit
+    # moves them into p2p_files in one transaction. One generation per peer at a time.
+    Column("peer_id", String(64), ForeignKey("p2p_peers.peer_id", ondelete="CASCADE"), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("piece_size", BigInteger, nullable=True),
+    Column("pieces", Text, nullable=True),
+    PrimaryKeyConstraint("peer_id", "name", name="p2p_staged_files_pk"),
+)
+
 directory_processes = Table(
     "p2p_directory_processes",
     metadata,
@@ -161,9 +190,6 @@ POSTGRES_SEARCH_INDEXES = {
     "p2p_files_folded_trgm":
         "CREATE INDEX IF NOT EXISTS p2p_files_folded_trgm ON p2p_files "
         "USING gin (name_folded {trgm}.gin_trgm_ops) WITH (fastupdate = off)",
-    # 1-2 character queries are prefix searches: a byte range of name_folded.
-    "p2p_files_folded_prefix":
-        "CREATE INDEX IF NOT EXISTS p2p_files_folded_prefix ON p2p_files (name_folded text_pattern_ops)",
 }
 POSTGRES_DDL = [
     # A bigger sample for ANALYZE: the search plans with its 1,000 names (search_pg.NameSample).
@@ -176,6 +202,8 @@ POSTGRES_DDL = [
     "DROP INDEX IF EXISTS p2p_files_sha256_id",
     "DROP INDEX IF EXISTS p2p_files_name_trgm",
     "DROP INDEX IF EXISTS p2p_files_name_prefix",
+    # 1-2 character queries match anywhere in a name now: no prefix index serves them.
+    "DROP INDEX IF EXISTS p2p_files_folded_prefix",
     *POSTGRES_SEARCH_INDEXES.values(),
 ]
 _PG_SCHEMA_LOCK = 7_202_611  # arbitrary advisory lock id: serialises schema creation across workers

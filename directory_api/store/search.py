@@ -6,6 +6,7 @@ SQL per request, or fetching a row per holder, cost more than the database's own
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 
 from sqlalchemy import text
@@ -35,14 +36,25 @@ def _fts_match(query: str) -> tuple[str, int]:
     return " AND ".join('"' + term.replace('"', '""') + '"' for term in terms), 0
 
 
+def case_variants(query: str) -> list[str]:
+    """The spellings of a 1-2 character query that SQLite's LIKE must try to match it in any case.
+
+    LIKE folds ASCII letters itself; any other character is tried in its lower and upper case
+    (where each is one character): at most four spellings, usually one.
+    """
+    options = [[c] if c.isascii() else sorted({v for v in (c, c.lower(), c.upper()) if len(v) == 1})
+               for c in query]
+    return ["".join(p) for p in itertools.product(*options)]
+
+
 _like_escape = search_pg.like_escape
 
 
 @functools.lru_cache(maxsize=None)
 def _search_statement(kind: str):
-    """The SQLite search SQL for one query kind (substring, prefix or all), built once (see
+    """The SQLite search SQL for one query kind (substring, short<n> or all), built once (see
     search_pg for PostgreSQL's)."""
-    # Every request runs one of three fixed statements: plain SQL with bound parameters costs
+    # Every request runs one of a few fixed statements: plain SQL with bound parameters costs
     # nothing to build, where composing aliased Core selects per request dominated its CPU time.
     order_key, source, match, match2 = "f.id", "p2p_files f", "", ""
     if kind == "substring":
@@ -52,11 +64,15 @@ def _search_statement(kind: str):
         match = "AND p2p_files_fts MATCH :m AND (:exact OR instr(lower(f.name), :ql) > 0)"
         # Only the few rows sharing one sha256 are checked here: a plain case-folded test will do.
         match2 = "AND instr(lower(f2.name), :ql) > 0"
-    elif kind == "prefix":
-        # A trigram index cannot serve 1-2 characters: match name prefixes (SQLite's LIKE is
-        # case-insensitive for ASCII).
-        match = "AND f.name LIKE :pat ESCAPE '\\'"
-        match2 = "AND f2.name LIKE :pat ESCAPE '\\'"
+    elif kind.startswith("short"):
+        # 1-2 characters: no trigram to look up, so walk the names in id order until the page is
+        # full (LIMIT stops the scan; a common letter fills a page at once, a pair no name holds
+        # reads every name: 17 ms at 100k files, see bench/short_search.py). LIKE folds ASCII
+        # itself, faster than instr(lower(name)); other characters come as case variants.
+        n = int(kind[len("short"):])
+        like = " OR ".join(f"{{n}} LIKE :v{i} ESCAPE '\\'" for i in range(n))
+        match = "AND (" + like.format(n="f.name") + ")"
+        match2 = "AND (" + like.format(n="f2.name") + ")"
     # The page comes back as one JSON array of [id, sha256, name, size, [[peer_id, address], ...]].
     agg = "json_group_array(json_array({}))"
     holders = f"""json((
@@ -107,8 +123,8 @@ class Search(StoreEngine):
         """Live files whose name contains query (case-insensitive), one row per sha256.
 
         Rows come in file-id order; a sha256 is reported at its first live matching row only,
-        so pages never repeat a file. Queries of 1-2 characters match name prefixes instead
-        (a trigram index cannot serve them). Returns {results, next_after} where next_after
+        so pages never repeat a file. Queries of 1-2 characters (no trigram to look up) scan the
+        names in id order until the page is full. Returns {results, next_after} where next_after
         is the id to resume after, or None on the last page.
         """
         if self.dialect == "postgresql":
@@ -142,8 +158,9 @@ class Search(StoreEngine):
             # SQLite's lower() folds ASCII only, so fold the query the same way.
             params["ql"] = "".join(c.lower() if c.isascii() else c for c in query)
         elif query:
-            kind = "prefix"
-            params["pat"] = _like_escape(query.lower()) + "%"
+            variants = case_variants(query)
+            kind = f"short{len(variants)}"
+            params.update({f"v{i}": "%" + _like_escape(v) + "%" for i, v in enumerate(variants)})
         else:
             kind = "all"
         # One round trip, one row: the page (limit + 1 file rows, the last only to learn whether

@@ -13,9 +13,9 @@ of two statements whose plans do not depend on the values:
   checked with a byte-wise ``LIKE`` on the stored lower-cased name; the scan stops as soon as
   ``limit`` results are found, so a frequent word costs a few dozen rows. If the window ends
   first, its last id comes back and the search goes on from there.
-- ``index``: the first ``INDEX_CAP`` matches after a point from the pg_trgm GIN index (or, for
-  1-2 character prefixes, a range of the text_pattern_ops index), sorted by id: its cost grows
-  with the number of matches, which is small exactly when a scan would find too few.
+- ``index``: the first ``INDEX_CAP`` matches after a point from the pg_trgm GIN index, sorted
+  by id: its cost grows with the number of matches, which is small exactly when a scan would
+  find too few. A query of 1-2 characters has no trigram to look up: it is only scanned for.
 
 The search picks one from the share of matching names in a sample (``NameSample``: the
 histogram ANALYZE keeps of ``name_folded``, 1,000 names, read once every few minutes): a word
@@ -61,24 +61,17 @@ _HOLDERS = """(SELECT json_agg(json_build_array(x.peer_id, x.address)) FROM (
       WHERE x.address IS NOT NULL)"""
 _PAGE = f"SELECT json_agg(json_build_array(hits.id, hits.sha256, hits.name, hits.size, {_HOLDERS})) FROM hits"
 
-# How a name matches: "like" a lower-cased pattern (substring; "%" for every name), or in the
-# byte range of names that start with a lower-cased prefix (chr(1114111) is the last code point),
-# which the text_pattern_ops index serves. Folding happens here, with the database's lower(),
-# which is what filled name_folded.
+# How a name matches: "like" a lower-cased pattern (substring; "%" for every name). Folding happens
+# here, with the database's lower(), which is what filled name_folded.
 # The pattern is folded in an uncorrelated sub-select, which PostgreSQL runs once per statement
 # (an InitPlan); written plainly, a generic plan would call lower() again on every row. LIKE's
 # default escape character is the backslash the pattern was escaped with.
 _LIKE = "LIKE (SELECT lower(:pat))"
-_FROM = "~>=~ (SELECT lower(:prefix))"
-_TO = "~<~ (SELECT lower(:prefix) || chr(1114111))"
-_MATCH = {"like": (f"w.name_folded {_LIKE}", f"f2.name_folded {_LIKE}"),
-          "range": (f"w.name_folded {_FROM} AND w.name_folded {_TO}",
-                    f"f2.name_folded {_FROM} AND f2.name_folded {_TO}")}
+_MATCH = {"like": (f"w.name_folded {_LIKE}", f"f2.name_folded {_LIKE}")}
 # The index is asked with the query's longer words only (index_pattern), then every candidate is
 # checked against the whole query; COLLATE "C" keeps that check out of the index condition,
 # where the planner would put it back and intersect every trigram again.
-_INDEX_MATCH = {"like": "w.name_folded LIKE (SELECT lower(:ipat)) AND w.name_folded COLLATE \"C\" " + _LIKE,
-                "range": _MATCH["range"][0]}
+_INDEX_MATCH = {"like": "w.name_folded LIKE (SELECT lower(:ipat)) AND w.name_folded COLLATE \"C\" " + _LIKE}
 
 
 def like_escape(text_: str) -> str:
@@ -88,7 +81,7 @@ def like_escape(text_: str) -> str:
 
 def search(conn: Connection, sample: "NameSample", query: str, live_since: float, limit: int, after: int) -> list:
     """Up to limit rows [id, sha256, name, size, holders] of live files whose name holds query
-    (1-2 characters: starts with it), after id after, in id order (see search_page)."""
+    after id after, in id order (see search_page)."""
     sample.refresh(conn)
     match, pattern, window, use_index = sample.plan(query, limit)
     return search_page(conn, {"ls": live_since, "after": after, **pattern}, match, limit, window, use_index)
@@ -271,23 +264,24 @@ class NameSample:
     def _plan(self, query: str, limit: int) -> tuple[str, dict, int, bool]:
         if not query:  # every name matches: the index would return the whole table
             return "like", {"pat": "%"}, MAX_WINDOW, False
-        if len(query) < 3:  # a prefix: the text_pattern_ops index returns exactly the matches
-            density = self.density(query, prefix=True)
-            return "range", {"prefix": query}, first_window(density, density, limit, self.rows), True
+        if len(query) < 3:
+            # Contains, any case, but no trigram to look up: scan names in id order until the page
+            # is full (a common letter fills it at once; a pair no name holds reads every name).
+            window = first_window(self.density(query), None, limit, self.rows) or MAX_WINDOW
+            return "like", {"pat": "%" + like_escape(query) + "%"}, window, False
         params = {"pat": "%" + like_escape(query) + "%", "ipat": self.index_pattern(query)}
         window = first_window(self.density(query), self.share_like(params["ipat"]), limit, self.rows)
         return "like", params, window, True
 
-    def density(self, query: str, prefix: bool = False) -> float | None:
-        """The estimated share of names containing query (starting with it, if prefix); None
-        without a sample."""
+    def density(self, query: str) -> float | None:
+        """The estimated share of names containing query; None without a sample."""
         if len(self.names) < 100:
             return None
         folded = query.lower()
-        if prefix:
-            hits = self._text.count("\n" + folded)
+        if "\n" in folded or len(folded) < 3:  # counted per name: a letter may occur twice in one
+            hits = sum(1 for name in self.names if folded in name)
         else:
-            hits = sum(1 for name in self.names if folded in name) if "\n" in folded else self._text.count(folded)
+            hits = self._text.count(folded)
         return hits / len(self.names)
 
     def share_like(self, pattern: str) -> float | None:
@@ -344,7 +338,7 @@ def search_page(conn: Connection, params: dict, match: str, limit: int, window: 
                 use_index: bool = True) -> list:
     """Up to limit rows [id, sha256, name, size, holders] after params["after"], in id order.
 
-    params: ls, after, and pat (match "like") or prefix (match "range"). window: the rows of
+    params: ls, after, pat (and ipat for the index). window: the rows of
     the first scan, or 0 to start with the index. use_index False: only scan windows (every
     name matches, so the index would return the whole table).
     """

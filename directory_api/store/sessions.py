@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 
 from .copies import cancel_copies_of
 from .engine import transactional
-from .index import Index
+from .publish import Publish
 from .ring import ring_key
 from .schema import dropped, files, peers, pending, withdrawn
 
@@ -71,7 +71,7 @@ def _renew_statement(set_free: bool, set_accept: bool):
     return _RENEW[key]
 
 
-class Sessions(Index):
+class Sessions(Publish):
     """Peers, secrets, tokens and leases (a new session replaces the peer's index when given one)."""
 
     @transactional("read")
@@ -121,6 +121,9 @@ class Sessions(Index):
             )
         )
         cancel_copies_of(peer_id, conn=conn)
+        # An index sent with login is the session's first; without one, the first commit of a
+        # paged publication takes that place (neither records anything as dropped).
+        self._reset_publication(peer_id, fresh=files_ is None, conn=conn)
         if files_ is not None:
             self.replace_files(peer_id, files_, conn=conn)
 

@@ -1,64 +1,85 @@
-"""Blueprint for the peers resource: listing, browsing, indexing, unreachable reports."""
+"""Blueprint for the peers resource: listing, browsing, indexing (whole or in pages), unreachable reports."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import current_app, jsonify
 
-from .. import auth, validation
-from ..errors import NotFound
+from .. import auth
+from ..errors import Conflict, IndexConflict, NotFound, PayloadTooLarge, ValidationError
+from ..schemas import (DeleteQuery, FileEntry, FileList, Indexed, PeerFilePath, PeerFiles, PeerList, PeerPath,
+                       PublishQuery, UnreachableAnswer)
+from .api import blueprint, operation
 
-bp = Blueprint("peers", __name__)
+bp = blueprint("peers", __name__, "live peers, their indexes, unreachable reports")
 
 
 def _ctx():
     return current_app.extensions["p2p"]
 
 
-@bp.get("/peers")
+def bounded_rows(files: list[FileEntry]) -> list[dict]:
+    """The entries as store rows; 413 past max_files_per_call (a big index goes up in pages)."""
+    cap = _ctx().config.max_files_per_call
+    if len(files) > cap:
+        raise PayloadTooLarge(f"at most {cap} files in one call, got {len(files)}: send a big index in pages "
+                              f"(PUT ...?generation=G&page=N&last=true)", field="files")
+    return [e.row() for e in files]
+
+
+@operation(bp, "GET", "/peers", operation_id="listPeers", answers={200: PeerList})
 def list_peers():
     """Every live peer with its address, last_seen, file count, accept_uploads and free_bytes."""
     ctx = _ctx()
     return jsonify(ctx.store.live_peers(ctx.liveness.live_since()))
 
 
-@bp.get("/peers/<peer_id>/files")
-def browse(peer_id):
+@operation(bp, "GET", "/peers/<peer_id>/files", operation_id="browsePeer", answers={200: PeerFiles})
+def browse(path: PeerPath):
     """What one live peer shares."""
     ctx = _ctx()
-    validation.peer_id(peer_id)
-    peer = ctx.store.peer(peer_id)
+    peer = ctx.store.peer(path.peer_id)
     if peer is None or not ctx.liveness.is_live(peer["last_seen"]):
-        raise NotFound(f"no live peer {peer_id}")
-    return jsonify(peer_id=peer_id, files=ctx.store.peer_files(peer_id))
+        raise NotFound(f"no live peer {path.peer_id}")
+    return jsonify(peer_id=path.peer_id, files=ctx.store.peer_files(path.peer_id))
 
 
-def _entries():
-    body = validation.json_body(request)
-    if "files" not in body:
-        raise validation.ValidationError("files", "is required")
-    return validation.file_list(body["files"], "files", _ctx().config.max_files_per_call)
+@operation(bp, "PUT", "/peers/<peer_id>/files", operation_id="replaceIndex", answers={200: Indexed}, errors=(409,),
+           auth_mode=auth.OWNER)
+def replace_index(path: PeerPath, query: PublishQuery, body: FileList):
+    """Replace the caller's whole index, at once or in pages; what it leaves out is never copied back to it.
 
-
-@bp.put("/peers/<peer_id>/files")
-@auth.require_peer
-def replace_index(peer_id):
-    """Replace the caller's whole index; what it leaves out is never copied back to the caller."""
-    auth.require_owner(peer_id)
+    Without generation the body is the whole index. With generation=G the body is page N of
+    the new index: page 0 starts G (dropping any unfinished generation), the pages follow in
+    order (one sent again is ignored, a gap is 409), and the page with last=true commits:
+    the old index stays visible until then and the new one replaces it at once. Names are
+    unique across the pages of a generation.
+    """
     ctx = _ctx()
-    return jsonify(indexed=ctx.store.replace_files(peer_id, _entries(), ctx.liveness.now()))
+    rows = bounded_rows(body.files)
+    if query.generation is None:
+        return jsonify(indexed=ctx.store.replace_files(path.peer_id, rows, ctx.liveness.now()))
+    try:
+        state = ctx.store.publish_page(path.peer_id, query.generation, query.page, rows, query.last,
+                                       ctx.liveness.now())
+    except IndexConflict as exc:
+        if exc.duplicate is not None:
+            at = next(i for i, row in enumerate(rows) if row["name"] == exc.duplicate)
+            raise ValidationError(f"files[{at}].name", "duplicate name in this generation "
+                                                        "(an earlier page has it)") from None
+        raise Conflict(str(exc), expected_page=exc.expected_page) from None
+    return jsonify(indexed=state["indexed"], staged=state["staged"], committed=state["committed"])
 
 
-@bp.post("/peers/<peer_id>/files")
-@auth.require_peer
-def add_files(peer_id):
+@operation(bp, "POST", "/peers/<peer_id>/files", operation_id="addFiles", answers={201: Indexed},
+           auth_mode=auth.OWNER)
+def add_files(path: PeerPath, body: FileList):
     """Add or update (by name) entries of the caller's index."""
-    auth.require_owner(peer_id)
-    return jsonify(indexed=_ctx().store.upsert_files(peer_id, _entries())), 201
+    return jsonify(indexed=_ctx().store.upsert_files(path.peer_id, bounded_rows(body.files))), 201
 
 
-@bp.delete("/peers/<peer_id>/files/<sha256>")
-@auth.require_peer
-def delete_file(peer_id, sha256):
-    """Remove a file (every name with that sha256) from the caller's index; 404 if it had none.
+@operation(bp, "DELETE", "/peers/<peer_id>/files/<sha256>", operation_id="deleteFile", answers={204: None},
+           auth_mode=auth.OWNER)
+def delete_file(path: PeerFilePath, query: DeleteQuery):
+    """Remove every name of this sha256 from the caller's index; 404 if it had none.
 
     Copies already on other peers stay as those peers' own files and are kept at R like any
     file, though never by copying it back to the caller. With ?withdraw=true the caller also
@@ -66,21 +87,17 @@ def delete_file(peer_id, sha256):
     again (see replication.py).
     """
     ctx = _ctx()
-    auth.require_owner(peer_id)
-    validation.sha256(sha256)
-    withdraw = validation.flag(request.args.get("withdraw"), "withdraw")
-    if not ctx.store.delete_file(peer_id, sha256, ctx.liveness.now(), withdraw=withdraw):
-        raise NotFound(f"peer {peer_id} has no file {sha256}")
+    if not ctx.store.delete_file(path.peer_id, path.sha256, ctx.liveness.now(), withdraw=query.withdraw):
+        raise NotFound(f"peer {path.peer_id} has no file {path.sha256}")
     return "", 204
 
 
-@bp.post("/peers/<peer_id>/unreachable")
-@auth.require_peer
-def report_unreachable(peer_id):
+@operation(bp, "POST", "/peers/<peer_id>/unreachable", operation_id="reportUnreachable",
+           answers={202: UnreachableAnswer}, auth_mode=auth.PEER)
+def report_unreachable(path: PeerPath):
     """Probe a reported peer's gRPC health; drop it only if the probe fails."""
     ctx = _ctx()
-    validation.peer_id(peer_id)
-    status = ctx.liveness.report_unreachable(ctx.store, peer_id)
+    status = ctx.liveness.report_unreachable(ctx.store, path.peer_id)
     if status is None:
-        raise NotFound(f"no peer {peer_id}")
+        raise NotFound(f"no peer {path.peer_id}")
     return jsonify(status=status), 202

@@ -1,12 +1,15 @@
 """Blueprint for the replication resource: the network-wide summary."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify
+from flask import current_app, jsonify
 
-bp = Blueprint("replication", __name__)
+from ..schemas import ReplicationSummary
+from .api import blueprint, operation
+
+bp = blueprint("replication", __name__, "files against their replication target")
 
 
-@bp.get("/replication")
+@operation(bp, "GET", "/replication", operation_id="replicationSummary", answers={200: ReplicationSummary})
 def summary():
     """How many files are at, below and above target, pending copies and unplaceable files."""
     return jsonify(current_app.extensions["p2p"].planner.summary())

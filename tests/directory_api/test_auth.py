@@ -40,29 +40,41 @@ def test_bearer_token_reads_the_token(app, header):
         assert auth.bearer_token() == "abc"
 
 
-@auth.require_peer
-def _whoami():
-    return g.peer_id
+def _whoami(app, headers, path="/api/v1/logout", method="POST"):
+    """Run auth.enforce for a request to path (an endpoint marked auth.PEER by default); g.peer_id."""
+    with app.test_request_context(path, method=method, headers=headers):
+        auth.enforce()
+        return g.get("peer_id")
 
 
-def test_require_peer_sets_the_caller_from_a_live_token(app, peer_client):
+def test_enforce_sets_the_caller_from_a_live_token(app, peer_client):
     alice = peer_client("alice")
-    with app.test_request_context(headers=alice.auth):
-        assert _whoami() == "alice"
-    with app.test_request_context(headers={"Authorization": "Bearer not-a-token"}):
-        with pytest.raises(Unauthorized, match="log in again"):
-            _whoami()
+    assert _whoami(app, alice.auth) == "alice"
+    with pytest.raises(Unauthorized, match="log in again"):
+        _whoami(app, {"Authorization": "Bearer not-a-token"})
 
 
-def test_require_peer_refuses_a_token_whose_lease_lapsed(make_app, clock):
+def test_enforce_refuses_a_token_whose_lease_lapsed(make_app, clock):
     from tests.fixtures.directory import PeerClient
 
     app = make_app(lease_s=2, clock=clock)
     alice = PeerClient(app.test_client(), "alice")
     clock.advance(2.5)
-    with app.test_request_context(headers=alice.auth):
-        with pytest.raises(Unauthorized):
-            _whoami()
+    with pytest.raises(Unauthorized):
+        _whoami(app, alice.auth)
+
+
+def test_enforce_checks_the_owner_of_the_path_and_leaves_open_endpoints_alone(app, peer_client):
+    alice = peer_client("alice")
+    assert _whoami(app, alice.auth, "/api/v1/peers/alice/files", "PUT") == "alice"
+    with pytest.raises(Forbidden, match="alice may not change the records of bob"):
+        _whoami(app, alice.auth, "/api/v1/peers/bob/files", "PUT")
+    assert _whoami(app, {}, "/api/v1/peers/bob/files", "GET") is None  # browsing needs no token
+
+
+def test_mark_refuses_an_unknown_mode():
+    with pytest.raises(ValueError, match="unknown auth mode"):
+        auth.mark(lambda: None, "admin")
 
 
 def test_require_owner(app):

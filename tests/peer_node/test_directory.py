@@ -5,7 +5,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from peer_node.directory import DirectoryClient
+from peer_node.directory import DirectoryClient, pages_of, retry_policy
 from peer_node.errors import DirectoryError, DirectoryUnavailable, NotFound, Unauthorized
 
 
@@ -102,3 +102,83 @@ def test_fail_over_to_the_next_url(stub_url):
 def test_all_down():
     with pytest.raises(DirectoryUnavailable, match="127.0.0.1:9"):
         DirectoryClient("http://127.0.0.1:9,http://127.0.0.1:9".split(",")).peers()
+
+
+class Flaky(BaseHTTPRequestHandler):
+    """Answers 503 (as a gateway or a directory whose store is busy would) `failures` times, then 200."""
+
+    protocol_version = "HTTP/1.1"
+    failures = 0
+    hits = 0
+
+    def log_message(self, *args):
+        pass
+
+    def _route(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(length)
+        Flaky.hits += 1
+        ok = Flaky.hits > Flaky.failures
+        data = json.dumps({"results": [{"name": "flaky"}], "next_cursor": None} if ok else
+                          {"title": "Service Unavailable", "status": 503, "detail": "busy"}).encode()
+        self.send_response(200 if ok else 503)
+        self.send_header("Content-Type", "application/json" if ok else "application/problem+json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = do_PUT = _route
+
+
+@pytest.fixture
+def flaky_url():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Flaky)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    Flaky.hits = 0
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_503_is_retried_with_back_off_on_the_same_url(flaky_url):
+    Flaky.failures = 2
+    c = DirectoryClient([flaky_url], retry=retry_policy(retries=2, backoff=0.01, jitter=0.01))
+    assert [r["name"] for r in c.search("x")] == ["flaky"]
+    assert Flaky.hits == 3
+
+
+def test_a_url_that_keeps_answering_503_fails_over_to_the_next(flaky_url, stub_url):
+    Flaky.failures = 10**9
+    c = DirectoryClient([flaky_url, stub_url], retry=retry_policy(retries=1, backoff=0.01, jitter=0.01))
+    assert [r["name"] for r in c.search("x")] == ["a", "b"]
+    assert c.url == stub_url and Flaky.hits == 2  # tried, retried once, then the next URL
+
+
+def test_every_url_answering_503_is_unavailable(flaky_url):
+    Flaky.failures = 10**9
+    c = DirectoryClient([flaky_url], retry=retry_policy(retries=1, backoff=0.01, jitter=0.01))
+    with pytest.raises(DirectoryUnavailable):
+        c.peers()
+
+
+def test_the_back_off_is_jittered():
+    from urllib3.exceptions import ConnectTimeoutError
+
+    policy = retry_policy(retries=3, backoff=0.2, jitter=0.5)
+    waits = {policy.increment("GET", "/x", error=ConnectTimeoutError()).increment(
+        "GET", "/x", error=ConnectTimeoutError()).get_backoff_time() for _ in range(20)}
+    assert len(waits) > 1 and all(0.4 <= w <= 0.9 for w in waits)
+
+
+@pytest.mark.parametrize("n, max_entries, pages", [(0, 5, [0]), (5, 5, [5]), (12, 5, [5, 5, 2])])
+def test_pages_of_splits_by_entries(n, max_entries, pages):
+    files = [{"name": f"f{i}", "size": 1, "sha256": "a" * 64} for i in range(n)]
+    assert [len(p) for p in pages_of(files, max_entries)] == pages
+
+
+def test_pages_of_splits_by_bytes():
+    files = [{"name": "x" * 100, "size": 1, "sha256": "a" * 64, "pieces": ["b" * 64] * 100} for _ in range(10)]
+    split = list(pages_of(files, 1000, max_bytes=20_000))
+    assert [len(p) for p in split] == [2, 2, 2, 2, 2]
+    assert all(len(json.dumps({"files": p})) < 20_000 for p in split)

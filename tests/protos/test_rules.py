@@ -142,3 +142,17 @@ def test_rules_import_neither_side_nor_its_frameworks():
             "{'grpc', 'flask', 'sqlalchemy', 'werkzeug', 'directory_api', 'peer_node', 'google'}))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def _over_bytes(name):
+    return len(name.encode("utf-8", "surrogatepass")) > rules.MAX_NAME_BYTES or any(
+        len(c.encode("utf-8", "surrogatepass")) > rules.MAX_COMPONENT_BYTES for c in name.split("/"))
+
+
+@pytest.mark.parametrize("name", [n for n, _ in NAME_VERDICTS] + [".p", ".p2", ".p2px", ".P2P", "x/.P2p/y", ".px"])
+def test_name_pattern_agrees_with_name_problem_but_for_byte_lengths(name):
+    """NAME_PATTERN (what the OpenAPI document shows) says what name_problem says, byte lengths aside."""
+    if _over_bytes(name) or any("\ud800" <= c <= "\udfff" for c in name):
+        pytest.skip("a rule the pattern cannot state (UTF-8 byte lengths, valid UTF-8)")
+    matches = re.fullmatch(rules.NAME_PATTERN, name) is not None
+    assert matches == (rules.name_problem(name) is None), name

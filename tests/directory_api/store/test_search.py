@@ -1,4 +1,4 @@
-"""directory_api.store.search: name search (substring, prefix, all) and one file's details."""
+"""directory_api.store.search: name search (contains at every length, all) and one file's details."""
 import pytest
 
 from directory_api.store.search import _fts_match
@@ -10,16 +10,44 @@ from tests.fixtures.directory import entry, sha
     ("hello", {"Hello World.mp3", "say-hello.txt"}),
     ("HELLO", {"Hello World.mp3", "say-hello.txt"}),
     ("o wor", {"Hello World.mp3"}),
-    ("ll", set()),          # short queries match prefixes only
+    ("ll", {"Hello World.mp3", "say-hello.txt"}),  # short queries: contains too, not only a prefix
+    ("LL", {"Hello World.mp3", "say-hello.txt"}),
+    ("w", {"Hello World.mp3"}),
     ("sa", {"say-hello.txt"}),
+    ("%", {"100% pure.ogg"}),
     ("100%", {"100% pure.ogg"}),
     ("_", set()),            # LIKE wildcards are literal
     ("", {"Hello World.mp3", "say-hello.txt", "100% pure.ogg"}),
     ("nothing", set()),
 ])
-def test_search_substring_and_prefix(store, query, expected):
+def test_search_contains_in_any_case(store, query, expected):
     add_peer(store, "a", files=[entry("Hello World.mp3"), entry("say-hello.txt"), entry("100% pure.ogg")])
     assert {r["name"] for r in store.search(query, LIVE, 50)["results"]} == expected
+
+
+@pytest.mark.parametrize("query", ["ab", "AB", "b", "B"])
+def test_a_short_query_matches_anywhere_in_the_name(store, query):
+    """The issue's case: q=ab used to miss xxabc.txt (it matched only the start of a name)."""
+    add_peer(store, "a", files=[entry("xxabc.txt", n=1), entry("nothing here", n=2)])
+    assert [r["name"] for r in store.search(query, LIVE, 50)["results"]] == ["xxabc.txt"]
+
+
+@pytest.mark.parametrize("query", ["é", "É", "éT", "ÉT"])
+def test_a_short_non_ascii_query_matches_any_case(store, query):
+    add_peer(store, "a", files=[entry("Été.txt", n=1), entry("summer.txt", n=2)])
+    assert [r["name"] for r in store.search(query, LIVE, 50)["results"]] == ["Été.txt"]
+
+
+def test_short_queries_page_through_every_match(store):
+    add_peer(store, "a", files=[entry(f"{i:03}-x{'ab' if i % 3 == 0 else 'cd'}.bin", n=i) for i in range(60)])
+    seen, after = [], 0
+    while True:
+        page = store.search("AB", LIVE, 7, after)
+        seen += [r["name"] for r in page["results"]]
+        if page["next_after"] is None:
+            break
+        after = page["next_after"]
+    assert seen == [f"{i:03}-xab.bin" for i in range(0, 60, 3)]
 
 
 def test_names_must_contain_the_whole_query_not_only_its_trigrams(store):

@@ -54,7 +54,7 @@ def model(store, query, live_since):
     folded = query.lower()
 
     def matches(name):
-        return name.lower().startswith(folded) if 0 < len(query) < 3 else folded in name.lower()
+        return folded in name.lower()  # contains, any case, at every length
 
     results, seen = [], set()
     for row in rows:

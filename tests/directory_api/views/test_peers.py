@@ -151,3 +151,28 @@ def test_unreachable_live_peer_stays(client, peer_client, health_server):
     r = client.post("/api/v1/peers/b/unreachable", headers=a.auth)
     assert r.status_code == 202 and r.get_json() == {"status": "alive"}
     assert client.get("/api/v1/files?q=b-file").get_json()["results"]
+
+
+def test_put_in_pages_commits_atomically(client, peer_client):
+    a = peer_client("a", files=[entry("old.txt", n=1)])
+    url = "/api/v1/peers/a/files?generation=g1&page={}&last={}"
+    r = client.put(url.format(0, "false"), json={"files": [entry("new-0.txt", n=2)]}, headers=a.auth)
+    assert r.status_code == 200 and r.get_json() == {"indexed": 1, "staged": 1, "committed": False}
+    assert [x["name"] for x in client.get("/api/v1/files?q=txt").get_json()["results"]] == ["old.txt"]
+    r = client.put(url.format(1, "true"), json={"files": [entry("new-1.txt", n=3)]}, headers=a.auth)
+    assert r.get_json() == {"indexed": 1, "staged": 2, "committed": True}
+    assert sorted(x["name"] for x in client.get("/api/v1/files?q=txt").get_json()["results"]) == \
+        ["new-0.txt", "new-1.txt"]
+
+
+def test_put_pages_out_of_order_or_with_a_repeated_name(client, peer_client):
+    a = peer_client("a", files=[entry("kept", n=1)])
+    url = "/api/v1/peers/a/files?generation=g&page={}&last={}"
+    r = client.put(url.format(3, "true"), json={"files": []}, headers=a.auth)
+    assert r.status_code == 409 and r.mimetype == "application/problem+json" and r.get_json()["expected_page"] == 0
+    client.put(url.format(0, "false"), json={"files": [entry("x", n=2)]}, headers=a.auth)
+    r = client.put(url.format(1, "true"), json={"files": [entry("y", n=3), entry("x", n=4)]}, headers=a.auth)
+    assert r.status_code == 400 and r.get_json()["field"] == "files[1].name"
+    assert [f["name"] for f in client.get("/api/v1/peers/a/files").get_json()["files"]] == ["kept"]
+    r = client.put("/api/v1/peers/a/files?generation=bad%20name&page=0", json={"files": []}, headers=a.auth)
+    assert r.status_code == 400 and r.get_json()["field"] == "generation"

@@ -1,0 +1,44 @@
+"""Schemathesis hooks for tests/integration/test_fuzz.py: generated bodies that the document calls
+valid also obey the rules it can state only in prose (the piece count, unique names, a name's
+UTF-8 byte lengths), so positive_data_acceptance checks everything else."""
+import schemathesis
+
+from protos.rules import name_problem, piece_count
+
+MAX_REPAIRED_PIECES = 1000
+
+
+def _positive_body(case) -> bool:
+    components = getattr(getattr(case, "meta", None), "components", None) or {}
+    for location, info in components.items():
+        if str(getattr(location, "value", location)).endswith("body"):
+            return str(getattr(info.mode, "value", info.mode)).endswith("positive")
+    return False
+
+
+def _repair(files: list) -> None:
+    seen = set()
+    for i, item in enumerate(files):
+        if not isinstance(item, dict):
+            continue
+        if not isinstance(item.get("name"), str) or name_problem(item["name"]) is not None \
+                or item["name"] in seen:
+            item["name"] = f"fuzz-{i}.bin"
+        seen.add(item["name"])
+        size, piece_size = item.get("size"), item.get("piece_size")
+        if isinstance(piece_size, (int, float)) and isinstance(size, (int, float)) and piece_size > 0 \
+                and isinstance(item.get("pieces"), list):
+            need = piece_count(int(size), int(piece_size))
+            if need > MAX_REPAIRED_PIECES:
+                item["piece_size"] = item["pieces"] = None
+            else:
+                item["pieces"] = [(item["pieces"] or ["0" * 64])[j % max(1, len(item["pieces"]))]
+                                  for j in range(need)]
+
+
+@schemathesis.hook
+def map_case(context, case):
+    """Make a positively generated body's file list obey the cross-field rules."""
+    if _positive_body(case) and isinstance(case.body, dict) and isinstance(case.body.get("files"), list):
+        _repair(case.body["files"])
+    return case
