@@ -27,6 +27,9 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 def _setup_logging(level):
     logging.basicConfig(level=level, format=LOG_FORMAT, stream=sys.stderr, force=True)
+    # urllib3 logs each retry of the directory client as a warning; the command's own line
+    # says what finally happened (-vv shows them).
+    logging.getLogger("urllib3").setLevel(logging.WARNING if level <= logging.DEBUG else logging.ERROR)
 
 
 def _user_errors(fn):
