@@ -15,7 +15,7 @@ UNSET = {name: None for s in SETTINGS for name in (s.env, s.deprecated_env, s.pe
 def served(monkeypatch):
     """Run the CLI with serve() replaced by a recorder; answers (result, [configs served])."""
     seen = []
-    monkeypatch.setattr(cli_main, "serve", seen.append)
+    monkeypatch.setattr(cli_main, "serve", lambda cfg, dev=False: seen.append(cfg))
 
     def run(args=(), env=None):
         result = CliRunner().invoke(cli_main.cli, list(args), env={**UNSET, **(env or {})})
@@ -117,7 +117,7 @@ def test_a_malformed_setting_is_one_line_naming_it(monkeypatch, capsys, args, en
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setattr(cli_main, "serve", lambda cfg: pytest.fail("must not serve"))
+    monkeypatch.setattr(cli_main, "serve", lambda cfg, dev=False: pytest.fail("must not serve"))
     with pytest.raises(SystemExit) as exit_:
         cli_main.main(args)
     out, err = capsys.readouterr()
