@@ -17,6 +17,7 @@ from directory_api.store.schema import (
     metadata,
     peers,
     pending,
+    removals,
     withdrawn,
 )
 
@@ -85,7 +86,7 @@ def bulk_seed(store: Store, peer_rows: Iterable[dict], file_rows: Iterable[dict]
 def truncate(store: Store) -> None:
     """Delete every row, keeping the schema."""
     with store.write() as conn:
-        for table in (dropped, withdrawn, pending, files, peers):
+        for table in (removals, dropped, withdrawn, pending, files, peers):
             conn.execute(delete(table))
         if store.dialect == "sqlite":
             conn.exec_driver_sql("INSERT INTO p2p_files_fts(p2p_files_fts) VALUES ('delete-all')")

@@ -8,7 +8,9 @@ PostgreSQL (pg_trgm GIN index). A module per table family, composed into one ``S
 - ``sessions``: peers, secrets, tokens, leases;
 - ``index``: each peer's files (replace, upsert, delete, browse);
 - ``search``: name search and one file's details;
-- ``copies``: pending copies, withdrawals, drops, planning queries, the replication summary.
+- ``copies``: pending copies, withdrawals, drops, planning queries, the replication summary;
+- ``removals``: why peers left (lease lapsed, unreachable report, logout), the newest kept;
+- ``overview``: counts for /metrics and the dashboard's short lists.
 
 Every method takes a keyword-only ``conn``: without it the method runs in its own short
 transaction; with it, inside the caller's (see ``Store.write``). Liveness is decided elsewhere:
@@ -19,13 +21,15 @@ from __future__ import annotations
 
 from . import schema
 from .copies import Copies
+from .overview import Overview
+from .removals import Removals
 from .search import Search
 from .sessions import PeerSession, Sessions
 
 __all__ = ["Store", "PeerSession"]
 
 
-class Store(Sessions, Search, Copies):
+class Store(Sessions, Search, Copies, Removals, Overview):
     """The directory's persistent state behind one SQLAlchemy engine."""
 
     def create_schema(self) -> None:

@@ -7,6 +7,7 @@ from flask import Blueprint, current_app, g, jsonify, request
 
 from .. import auth, validation
 from ..errors import Unauthorized
+from ..store.removals import LOGOUT
 
 log = logging.getLogger(__name__)
 bp = Blueprint("session", __name__)
@@ -57,7 +58,9 @@ def login():
 def logout():
     """End the caller's session: it vanishes from search at once."""
     ctx = _ctx()
-    ctx.store.end_session(g.peer_id, ctx.liveness.dead_mark())
+    with ctx.store.write() as conn:
+        ctx.store.end_session(g.peer_id, ctx.liveness.dead_mark(), conn=conn)
+        ctx.store.record_removal(g.peer_id, LOGOUT, ctx.liveness.now(), conn=conn)
     return "", 204
 
 
