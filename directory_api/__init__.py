@@ -58,7 +58,7 @@ def create_app(config: Mapping[str, Any] | DirectoryConfig, *, clock: Callable[[
     from .liveness import LeaseRenewals, Liveness, Sweeper
     from .replication import Planner
     from .store import Store
-    from .views import files, meta, peers, replication, session
+    from .views import dashboard, files, meta, peers, replication, session
     from .views.problems import register_error_handlers
 
     cfg = config if isinstance(config, DirectoryConfig) else DirectoryConfig.from_mapping(config)
@@ -77,9 +77,29 @@ def create_app(config: Mapping[str, Any] | DirectoryConfig, *, clock: Callable[[
     register_error_handlers(app)
     for module in (session, peers, files, replication, meta):
         app.register_blueprint(module.bp, url_prefix=API_PREFIX)
+    app.register_blueprint(dashboard.bp)  # at the root: the page people open
+    if cfg.metrics:
+        _add_metrics(app, ctx)
     log.info("directory ready: %s, lease %ss, replication %s", _safe_url(cfg.database_url), cfg.lease_s,
              cfg.replication)
     return app
+
+
+def _add_metrics(app: Flask, ctx: DirectoryContext) -> None:
+    """GET /metrics at the root, and the hooks that count every request."""
+    from . import metrics
+    from .views import metrics as metrics_view
+
+    cfg, liveness = ctx.config, ctx.liveness
+
+    def figures() -> dict:
+        now = liveness.now()
+        return ctx.store.overview_counts(cfg.replication, liveness.live_since(now), now)
+
+    app.extensions["p2p_metrics"] = collected = metrics.Metrics(metrics.StoreFigures(figures),
+                                                                metrics.multiproc_dir())
+    metrics.install(app, collected)
+    app.register_blueprint(metrics_view.bp)
 
 
 def _safe_url(url: str) -> str:

@@ -1,0 +1,116 @@
+"""Blueprint for the dashboard: a page at / for people, its overview fragment (polled) and its search.
+
+Server-rendered HTML with the package's own CSS and script (no external asset: the page says
+so in its Content-Security-Policy). Without the script the page still works: it shows the state
+when it was loaded, and the search form is a plain GET of /?q=.
+"""
+from __future__ import annotations
+
+import datetime
+
+from flask import Blueprint, current_app, render_template, request
+
+from .. import validation
+from ..errors import ValidationError
+
+bp = Blueprint("dashboard", __name__)
+
+ROWS = 50            # rows per list: the page stays small on a network of thousands of peers
+REMOVALS_SHOWN = 20
+SEARCH_RESULTS = 20
+REFRESH_S = 3        # the page polls its overview fragment this often
+# Only what the package serves itself; nothing inline, nothing from elsewhere.
+CSP = "default-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+
+
+def _ctx():
+    return current_app.extensions["p2p"]
+
+
+def _ago(now: float):
+    def ago(then: float | None) -> str:
+        if then is None:
+            return "–"
+        seconds = max(0.0, now - then)
+        if seconds < 60:
+            return f"{seconds:.0f} s ago"
+        if seconds < 3600:
+            return f"{seconds / 60:.0f} min ago"
+        return f"{seconds / 3600:.1f} h ago"
+
+    return ago
+
+
+def _clock(then: float | None) -> str:
+    if then is None:
+        return ""
+    return datetime.datetime.fromtimestamp(then, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _processes(store, now: float):
+    """The directory processes and their clock skew, when the store records them; None otherwise."""
+    lister = getattr(store, "directory_processes", None)
+    if not callable(lister):
+        return None
+    try:
+        return [dict(row) for row in lister(now=now)]
+    except TypeError:
+        return [dict(row) for row in lister()]
+
+
+def _overview() -> dict:
+    ctx = _ctx()
+    store, now = ctx.store, ctx.liveness.now()
+    live_since = ctx.liveness.live_since(now)
+    return {
+        "now": now,
+        "ago": _ago(now),
+        "clock": _clock,
+        "target": ctx.config.replication,
+        "lease_s": ctx.config.lease_s,
+        "counts": store.overview_counts(ctx.config.replication, live_since, now),
+        "peers": store.live_peer_rows(live_since, ROWS),
+        "files": store.replication_rows(live_since, ROWS),
+        "copies": store.copies_in_flight(now, ROWS),
+        "removals": store.recent_removals(REMOVALS_SHOWN),
+        "processes": _processes(store, now),
+        "rows": ROWS,
+        "metrics_on": ctx.config.metrics,
+    }
+
+
+def _search(raw: str | None) -> dict:
+    """The search fragment's context: q, results (None before any search) and an error to show."""
+    ctx = _ctx()
+    try:
+        query = validation.query_text(raw)
+    except ValidationError as exc:
+        return {"q": (raw or "").replace("\x00", "")[:100], "results": None, "error": exc.detail}
+    if raw is None:
+        return {"q": "", "results": None, "error": None}
+    page = ctx.store.search(query.strip(), ctx.liveness.live_since(), SEARCH_RESULTS, 0)
+    return {"q": query, "results": page["results"], "more": page["next_after"] is not None, "error": None}
+
+
+def _html(body: str):
+    return body, 200, {"Content-Type": "text/html; charset=utf-8", "Content-Security-Policy": CSP,
+                       "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+
+
+@bp.get("/")
+def page():
+    """The whole dashboard, with search results when ?q= is given."""
+    return _html(render_template("dashboard/page.html", refresh_s=REFRESH_S, **_overview(),
+                                 **_search(request.args.get("q"))))
+
+
+@bp.get("/dashboard/overview")
+def overview():
+    """The overview fragment the page polls: counts, peers, files, copies, removals, processes."""
+    return _html(render_template("dashboard/_overview.html", **_overview()))
+
+
+@bp.get("/dashboard/search")
+def search():
+    """The search results fragment for ?q=."""
+    return _html(render_template("dashboard/_search.html", **_search(request.args.get("q", ""))))
