@@ -71,10 +71,11 @@ def serve(config: DirectoryConfig, dev: bool = False) -> int:
     if dev:
         return serving.serve_dev(config, sock)
     try:
-        return serving.serve_production(config, sock)
+        code = serving.serve_production(config, sock)
     finally:
         if sock.fileno() != -1:  # gunicorn never took it (the schema could not be created)
             sock.close()
+    serving.exit_now(code)
 
 
 def main(argv: list[str] | None = None) -> None:
