@@ -74,8 +74,8 @@ class HeadFirstWorker(ThreadWorker):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.header_timeout_s = getattr(self.app, "header_timeout_s", DEFAULT_HEADER_TIMEOUT_S)
-        # (deadline, conn) in arrival order, so in deadline order; a conn whose head was
-        # completed or dropped stays in the deque until its deadline and is then skipped.
+        # (deadline, conn, which wait) in arrival order, so in deadline order; a conn whose head
+        # was completed or dropped stays in the deque until its deadline and is then skipped.
         self._heads: collections.deque = collections.deque()
         self._lingering: collections.deque = collections.deque()  # (deadline, conn), the same way
 
@@ -106,14 +106,25 @@ class HeadFirstWorker(ThreadWorker):
 
     def _await_head(self, conn):
         conn.p2p_head = bytearray()
+        conn.p2p_polled = False
+        # A kept-alive connection waits for several heads: a deadline is for one of them only.
+        conn.p2p_wait = getattr(conn, "p2p_wait", 0) + 1
         if self._read_head(conn):  # often the whole head is there already
             return
-        self._heads.append((time.monotonic() + self.header_timeout_s, conn))
+        self._heads.append((time.monotonic() + self.header_timeout_s, conn, conn.p2p_wait))
         self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_head_readable, conn))
+        conn.p2p_polled = True
 
     def _on_head_readable(self, conn, _sock):
-        if self._read_head(conn):
-            self.poller.unregister(conn.sock)
+        self._read_head(conn)
+
+    def _unpoll(self, conn):
+        if conn.p2p_polled:
+            conn.p2p_polled = False
+            try:
+                self.poller.unregister(conn.sock)
+            except (KeyError, ValueError, OSError):
+                pass
 
     def _read_head(self, conn) -> bool:
         """Read what has arrived; True when the connection left the head stage (handed on or dropped)."""
@@ -134,13 +145,15 @@ class HeadFirstWorker(ThreadWorker):
         conn.p2p_head = None
         conn.p2p_ready = bytes(head)
         conn.data_ready = True  # gthread's own wait for a first byte is not needed
+        self._unpoll(conn)
         self.enqueue_req(conn)
         return True
 
     def _drop(self, conn):
         conn.p2p_head = None
+        self._unpoll(conn)
         self.nr_conns -= 1
-        conn.close()
+        TConn.close(conn)  # nothing was answered: no lingering
 
     def linger(self, conn):
         """Half-close conn (its answer is out) and drain it without blocking until the client closes."""
@@ -186,14 +199,9 @@ class HeadFirstWorker(ThreadWorker):
         while self._lingering and (self._lingering[0][0] <= now or not self.alive):
             self._end_linger(self._lingering.popleft()[1])
         while self._heads and (self._heads[0][0] <= now or not self.alive):
-            _, conn = self._heads.popleft()
-            if conn.p2p_head is None:
-                continue  # handed on or dropped already
-            try:
-                self.poller.unregister(conn.sock)
-            except (KeyError, ValueError, OSError):
-                pass
-            self._drop(conn)
+            _, conn, wait = self._heads.popleft()
+            if conn.p2p_head is not None and conn.p2p_wait == wait:  # else handed on or dropped already
+                self._drop(conn)
 
     # -- the pool's side -------------------------------------------------------------------
 

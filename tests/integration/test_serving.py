@@ -88,6 +88,38 @@ def test_half_sent_requests_hold_no_thread_and_are_dropped(directory_factory):
             sock.close()
 
 
+def read_answer(sock):
+    """One HTTP answer with a Content-Length body from sock."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        assert chunk, data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+    while len(body) < length:
+        body += sock.recv(4096)
+    return head
+
+
+def test_a_kept_alive_connection_gets_the_header_timeout_for_each_request(directory_factory):
+    """The first head's deadline must not cut the second one short. (The pauses are the slow
+    client under test, not synchronisation.)"""
+    directory = directory_factory(extra_args=("--header-timeout", "3"))
+    request = b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", port_of(directory)), timeout=10) as sock:
+        started = time.monotonic()
+        sock.sendall(request[:10])  # the first head's deadline: 3 s from now
+        time.sleep(0.3)
+        sock.sendall(request[10:])
+        assert read_answer(sock).startswith(b"HTTP/1.1 200")
+        time.sleep(max(0.0, started + 1.0 - time.monotonic()))
+        sock.sendall(request[:10])  # the second head: begun at 1 s, done at 3.8 s (its deadline: 4 s)
+        time.sleep(max(0.0, started + 3.8 - time.monotonic()))
+        sock.sendall(request[10:])
+        assert read_answer(sock).startswith(b"HTTP/1.1 200")
+
+
 def test_a_body_too_large_gets_its_answer_not_a_reset(directory_proc):
     """The client is still sending when the 413 is out: the server drains the rest before it closes."""
     answer = requests.post(f"{directory_proc.url}/api/v1/login", data=b"x" * (9 * 1024 * 1024),
