@@ -43,6 +43,10 @@ AUDITS = Counter("p2p_directory_audits", "Audits of what peers claim to hold, by
                  registry=None)
 COUNTERS = (REQUESTS, LATENCY, LOGINS_REFUSED, AUDITS)
 
+# A client chooses the method: anything else is counted as "other", or each made-up method
+# would add time series without bound.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER_METHOD = "other"
 LOGIN_ENDPOINT = "session.login"
 REFUSED_LOGIN_STATUSES = frozenset({401, 429})
 
@@ -154,7 +158,8 @@ def install(app: Flask, metrics: Metrics) -> None:
         if started is not None:
             rule = request.url_rule
             status = response.status_code
-            metrics.observe(rule.rule if rule is not None else UNMATCHED, request.method, status,
+            method = request.method if request.method in METHODS else OTHER_METHOD
+            metrics.observe(rule.rule if rule is not None else UNMATCHED, method, status,
                             time.perf_counter() - started)
             if status in REFUSED_LOGIN_STATUSES and request.endpoint == LOGIN_ENDPOINT:
                 count_login_refused(status)

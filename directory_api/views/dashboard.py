@@ -7,6 +7,7 @@ when it was loaded, and the search form is a plain GET of /?q=.
 from __future__ import annotations
 
 import datetime
+import time
 
 from flask import Blueprint, current_app, render_template, request
 
@@ -19,6 +20,9 @@ ROWS = 50            # rows per list: the page stays small on a network of thous
 REMOVALS_SHOWN = 20
 SEARCH_RESULTS = 20
 REFRESH_S = 3        # the page polls its overview fragment this often
+# Several open pages (and processes) poll: each process reads the overview at most this often.
+# The per-file counts read the live peers' whole index, which costs a second at a million files.
+CACHE_S = 2.0
 # Only what the package serves itself; nothing inline, nothing from elsewhere.
 CSP = "default-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
@@ -47,18 +51,28 @@ def _clock(then: float | None) -> str:
     return datetime.datetime.fromtimestamp(then, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _processes(store, now: float):
-    """The directory processes and their clock skew, when the store records them; None otherwise."""
+def _processes(store):
+    """The directory processes and their clock skew, when the store records them; None otherwise.
+
+    A place kept for the store's processes table: any list of flat rows is shown as a table.
+    """
     lister = getattr(store, "directory_processes", None)
     if not callable(lister):
         return None
-    try:
-        return [dict(row) for row in lister(now=now)]
-    except TypeError:
-        return [dict(row) for row in lister()]
+    return [dict(row) for row in lister()]
 
 
 def _overview() -> dict:
+    """What the overview shows, read at most once per CACHE_S in each process."""
+    cached = current_app.extensions.setdefault("p2p_dashboard", {})
+    at = time.monotonic()
+    if cached.get("at") is not None and at - cached["at"] < CACHE_S:
+        return cached["data"]
+    cached["data"], cached["at"] = _read_overview(), at
+    return cached["data"]
+
+
+def _read_overview() -> dict:
     ctx = _ctx()
     store, now = ctx.store, ctx.liveness.now()
     live_since = ctx.liveness.live_since(now)
@@ -73,7 +87,7 @@ def _overview() -> dict:
         "files": store.replication_rows(live_since, ROWS),
         "copies": store.copies_in_flight(now, ROWS),
         "removals": store.recent_removals(REMOVALS_SHOWN),
-        "processes": _processes(store, now),
+        "processes": _processes(store),
         "rows": ROWS,
         "metrics_on": ctx.config.metrics,
     }

@@ -41,6 +41,16 @@ def test_requests_are_counted_by_url_rule_not_by_raw_path(client, peer_client):
     assert requests_of(after, "/api/v1/login", "POST") >= 1
 
 
+def test_a_made_up_method_is_counted_as_other(client):
+    before = scrape(client)
+    for method in ("BREW", "WHEN", "XYZZY"):
+        assert client.open("/api/v1/health", method=method).status_code == 405
+    after = scrape(client)
+    # A 405 matched no rule either (not for this method): its route is "unmatched".
+    assert requests_of(after, metrics.UNMATCHED, "other", "405") - requests_of(before, metrics.UNMATCHED, "other", "405") == 3
+    assert not any(dict(labels).get("method") == "BREW" for _, labels in after)
+
+
 def test_latency_histogram_counts_each_request(client):
     key = ("p2p_directory_request_seconds_count", (("method", "GET"), ("route", "/api/v1/health")))
     before = scrape(client).get(key, 0.0)

@@ -3,9 +3,16 @@ import re
 
 import pytest
 
+from directory_api.views import dashboard
 from tests.fixtures.directory import entry
 
 LOGIN = {"secret": "s3cret", "grpc_address": "127.0.0.1:50051"}
+
+
+@pytest.fixture(autouse=True)
+def fresh_overview(monkeypatch):
+    """Read the overview on every request (the page caches it for CACHE_S in production)."""
+    monkeypatch.setattr(dashboard, "CACHE_S", 0.0)
 
 
 def html(client, url):
@@ -98,6 +105,15 @@ def test_processes_have_a_place_until_the_store_records_them(app, client, monkey
     assert "does not record directory processes" in html(client, "/").get_data(as_text=True)
     store = app.extensions["p2p"].store
     monkeypatch.setattr(store, "directory_processes",
-                        lambda now=None: [{"process": "host-1:4242", "clock_skew_s": 0.004}], raising=False)
+                        lambda: [{"process": "host-1:4242", "clock_skew_s": 0.004}], raising=False)
     page = html(client, "/").get_data(as_text=True)
     assert 'class="process"' in page and "host-1:4242" in page and "clock_skew_s" in page
+
+
+def test_the_overview_is_read_once_per_cache_interval(client, peer_client, monkeypatch):
+    monkeypatch.setattr(dashboard, "CACHE_S", 60.0)
+    assert "No peer is live." in html(client, "/dashboard/overview").get_data(as_text=True)
+    peer_client("erin", files=[entry("e.txt")])
+    assert "No peer is live." in html(client, "/dashboard/overview").get_data(as_text=True)  # cached
+    monkeypatch.setattr(dashboard, "CACHE_S", 0.0)
+    assert 'data-peer-id="erin"' in html(client, "/dashboard/overview").get_data(as_text=True)
