@@ -10,7 +10,7 @@ import time
 import traceback
 from pathlib import Path
 
-from bench import directory, reliability, report, transfer
+from bench import directory, ops, reliability, report, transfer
 from bench.common import ROOT, machine_info
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ def main(argv=None) -> int:
     """Run every benchmark (or the ones named by --only), then write docs/BENCHMARKS.md, charts and JSON."""
     parser = argparse.ArgumentParser(description="Run the benchmarks and write docs/BENCHMARKS.md.")
     parser.add_argument("--quick", action="store_true", help="smaller sizes, fewer and shorter rounds (< 2 min)")
-    parser.add_argument("--only", choices=("directory", "transfer", "reliability"), action="append",
+    parser.add_argument("--only", choices=("directory", "transfer", "reliability", "ops"), action="append",
                         help="run only this benchmark (repeatable)")
     parser.add_argument("--docs", type=Path, default=ROOT / "docs", help="where BENCHMARKS.md goes (default docs/)")
     parser.add_argument("--workdir", type=Path, default=None, help="scratch space (default: a temp dir)")
@@ -50,7 +50,7 @@ def main(argv=None) -> int:
         return 0
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    wanted = args.only or ["directory", "transfer", "reliability"]
+    wanted = args.only or ["directory", "transfer", "reliability", "ops"]
     started = time.time()
     results: dict = {"quick": args.quick, "started": started, "machine": machine_info()}
     failed = False
@@ -93,12 +93,15 @@ def main(argv=None) -> int:
 
         section("reliability", f"== reliability benchmark (backup peers): {rounds or reliability.FULL_ROUNDS} rounds",
                 measure_reliability)
+        ops_cfg = ops.OpsBenchConfig.for_mode(args.quick)
+        section("ops", f"== operations benchmark: metrics on/off ({ops_cfg.rounds} rounds), slow clients, SIGTERM",
+                lambda: ops.run(ops_cfg, tmp / "ops"))
     results["finished"] = time.time()
     results["seconds"] = results["finished"] - started
     paths = report.write_report(results, args.docs)
     print(f"\nwrote {paths['markdown']}, {paths['json']} and {len(paths['images'])} charts "
           f"in {results['seconds']:.0f} s")
-    for section in ("directory", "transfer", "reliability"):
+    for section in ("directory", "transfer", "reliability", "ops"):
         for key, r in (results.get(section) or {}).get("ratios", {}).items():
             met = {True: "met", False: "NOT MET", None: ""}[r.get("met")]
             value = "–" if r.get("value") is None else f"{r['value']:.2f}"
