@@ -44,7 +44,17 @@ def test_uploads_count_the_bytes_received(stub):
     assert value("p2p_peer_transfers_active", direction="receive") == 0
 
 
-def test_a_transfer_is_active_while_it_streams_and_a_second_is_refused(stub):
+@pytest.fixture
+def slow_stub(inproc_peer_factory):
+    """A peer with one transfer slot whose downloads take about a second (rate-limited)."""
+    peer = inproc_peer_factory({"data.bin": DATA}, chunk_size=64 * 1024, max_transfers=1,
+                               upload_rate_limit=len(DATA))
+    with grpc.insecure_channel(peer.address) as channel:
+        yield p2p_pb2_grpc.P2PServiceStub(channel)
+
+
+def test_a_transfer_is_active_while_it_streams_and_a_second_is_refused(slow_stub):
+    stub = slow_stub
     busy_before = value("p2p_peer_refusals_total", code="RESOURCE_EXHAUSTED")
     stream = stub.Download(p2p_pb2.DownloadRequest(name="data.bin"))
     next(stream)  # the one transfer slot is taken, the stream is open
