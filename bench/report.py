@@ -166,7 +166,7 @@ def chart_transfer(res: dict, out: Path) -> list[str]:
 
 def _headline_rows(results: dict) -> list[str]:
     rows = ["| what | measured: median [min–max] | target | |", "|---|---|---|---|"]
-    for section in ("directory", "planning", "cluster", "transfer", "reliability"):
+    for section in ("directory", "planning", "cluster", "transfer", "reliability", "ops"):
         for key, r in (results.get(section) or {}).get("ratios", {}).items():
             digits = 1 if ("ms" in key or "mib" in key) else (0 if section == "reliability" else 2)
             rows.append(f"| {r['what']} | {_ratio_cell(r, digits)} | {_target(r)} | {_met(r.get('met'))} |")
@@ -330,6 +330,28 @@ def _reliability_section(r: dict) -> list[str]:
     return lines
 
 
+def _ops_section(o: dict) -> list[str]:
+    """Metrics on against off, threads under half-sent requests, SIGTERM under load."""
+    if o.get("error"):
+        return ["## Operations", "", f"Failed: {o['error']}", ""]
+    lines = ["## Operations", "", "Metrics on against off: the same store served by two `python -m directory_api` "
+             "side by side, paired per round (bench/ops.py).", "",
+             "| workload | req/s, metrics on | req/s, metrics off |", "|---|---|---|"]
+    for workload in ("ceiling", "search", "heartbeat"):
+        rps = o["metrics"][f"{workload}_rps"]
+        lines.append(f"| {workload} | {fmt_summary(rps['on'])} | {fmt_summary(rps['off'])} |")
+    lines += ["", "| server | threads per process, idle | with half-sent requests | a request meanwhile |",
+              "|---|---|---|---|"]
+    for h in o.get("half_sent", []):
+        lines.append(f"| {h['server']} | {h['threads_before']} | {h['threads_with_half_sent']} | "
+                     f"{'ok' if h['health_ok'] else 'failed'}, {h['health_ms']:.0f} ms |")
+    sig = o.get("sigterm") or {}
+    if sig:
+        lines += ["", f"SIGTERM to exit with {sig['clients']} clients sending: {fmt_summary(sig['seconds'], 2)} s "
+                  f"over {sig['tries']} tries.", ""]
+    return lines
+
+
 def _frames(entries, limit=8) -> str:
     return "<br>".join(f"{share:.1f}% `{name}`" for name, share in (entries or [])[:limit]) or "–"
 
@@ -404,6 +426,8 @@ def render_markdown(results: dict, images: list[str]) -> str:
                 lines += [f"![{img}](img/{img})", ""]
     if results.get("reliability"):
         lines += _reliability_section(results["reliability"])
+    if results.get("ops"):
+        lines += _ops_section(results["ops"])
     lines += _profile_section(results)
     if results.get("directory"):
         lines += report_scale.plans_section(results["directory"])

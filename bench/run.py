@@ -10,13 +10,13 @@ import time
 import traceback
 from pathlib import Path
 
-from bench import cluster, directory, planning, reliability, report, transfer
+from bench import cluster, directory, ops, planning, reliability, report, transfer
 from bench.common import ROOT, machine_info
 
 log = logging.getLogger(__name__)
 
 QUICK_RELIABILITY_ROUNDS = 6
-SECTIONS = ("directory", "planning", "cluster", "transfer", "reliability")
+SECTIONS = ("directory", "planning", "cluster", "transfer", "reliability", "ops")
 
 
 def reliability_targets(res: dict) -> dict:
@@ -101,6 +101,9 @@ def main(argv=None) -> int:
 
         section("reliability", f"== reliability benchmark (backup peers): {rounds or reliability.FULL_ROUNDS} rounds",
                 measure_reliability)
+        ops_cfg = ops.OpsBenchConfig.for_mode(args.quick)
+        section("ops", f"== operations benchmark: metrics on/off ({ops_cfg.rounds} rounds), slow clients, SIGTERM",
+                lambda: ops.run(ops_cfg, tmp / "ops"))
     results["finished"] = time.time()
     results["seconds"] = results["finished"] - started
     paths = report.write_report(results, args.docs)

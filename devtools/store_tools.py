@@ -17,6 +17,7 @@ from directory_api.store.schema import (
     publications,
     staged_files,
     tasks,
+    removals,
     withdrawn,
 )
 
@@ -34,7 +35,7 @@ def bulk_seed(store: Store, peer_rows: Iterable[dict], file_rows: Iterable[dict]
 def truncate(store: Store) -> None:
     """Delete every row, keeping the schema."""
     with store.write() as conn:
-        for table in (staged_files, publications, dropped, withdrawn, pending, files, peers,
+        for table in (staged_files, publications, removals, dropped, withdrawn, pending, files, peers,
                       directory_processes, tasks):
             conn.execute(delete(table))
         if store.dialect == "sqlite":

@@ -66,7 +66,7 @@ def create_app(config: Mapping[str, Any] | DirectoryConfig, *, clock: Callable[[
     from .liveness import LeaseRenewals, Liveness, Sweeper
     from .replication import Planner
     from .store import Store
-    from .views import docs, files, meta, peers, replication, session
+    from .views import dashboard, docs, files, meta, peers, replication, session
     from .views.api import DirectoryOpenAPI
     from .views.problems import register_error_handlers
 
@@ -91,9 +91,36 @@ def create_app(config: Mapping[str, Any] | DirectoryConfig, *, clock: Callable[[
     for module in (session, peers, files, replication, meta):
         app.register_api(module.bp, url_prefix=API_PREFIX)
     app.register_blueprint(docs.bp, url_prefix=API_PREFIX)
+    app.register_blueprint(dashboard.bp)  # at the root: the page people open
+    if cfg.metrics:
+        _add_metrics(app, ctx)
     log.info("directory ready: %s, lease %ss, replication %s", _safe_url(cfg.database_url), cfg.lease_s,
              cfg.replication)
     return app
+
+
+def _add_metrics(app: Flask, ctx: DirectoryContext) -> None:
+    """GET /metrics at the root, and the hooks that count every request."""
+    from . import metrics
+    from .views import metrics as metrics_view
+
+    cfg, liveness = ctx.config, ctx.liveness
+
+    def figures() -> dict:
+        from .clocks import current_processes
+
+        now = liveness.now()
+        found = ctx.store.overview_counts(cfg.replication, liveness.live_since(now), now)
+        processes = current_processes(ctx.store)
+        found["directory_processes"] = len(processes)
+        found["max_clock_skew"] = max((abs(p["skew_s"]) for p in processes), default=0.0)
+        found["skewed_processes"] = sum(p["skewed"] for p in processes)
+        return found
+
+    app.extensions["p2p_metrics"] = collected = metrics.Metrics(metrics.StoreFigures(figures),
+                                                                metrics.multiproc_dir())
+    metrics.install(app, collected)
+    app.register_blueprint(metrics_view.bp)
 
 
 def _safe_url(url: str) -> str:

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
-import socket
 import sys
 
 import click
@@ -14,11 +12,8 @@ from .errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-SERVE_SETTINGS = ("host", "port", "database_url", "lease_s", "replication", "replication_deadline_s")
-
-
-class _Stop(Exception):
-    """Raised by the signal handler to leave serve_forever."""
+SERVE_SETTINGS = ("host", "port", "database_url", "lease_s", "replication", "replication_deadline_s",
+                  "workers", "threads", "header_timeout_s", "metrics")
 
 
 def setting_options(fields):
@@ -36,12 +31,16 @@ def setting_options(fields):
 
 @click.group(invoke_without_command=True)
 @setting_options(SERVE_SETTINGS)
+@click.option("--dev", is_flag=True, default=False,
+              help="serve with werkzeug's development server (one process; --workers and --threads do not apply)")
 @click.pass_context
-def cli(ctx, **flags):
-    """Run the directory of the P2P network."""
+def cli(ctx, dev, **flags):
+    """Run the directory of the P2P network (gunicorn; werkzeug's development server with --dev)."""
     if ctx.invoked_subcommand is not None:
         return
-    serve(load_config(flags, os.environ, fields=SERVE_SETTINGS))
+    code = serve(load_config(flags, os.environ, fields=SERVE_SETTINGS), dev=dev)
+    if code:
+        ctx.exit(code)
 
 
 @cli.command("init-db")
@@ -59,62 +58,24 @@ def init_db(**flags):
     click.echo("schema ready")
 
 
-def serve(config: DirectoryConfig) -> None:
-    """Serve the app with werkzeug's threaded server on config.host:port until SIGTERM or SIGINT."""
-    from werkzeug.serving import make_server
+def serve(config: DirectoryConfig, dev: bool = False) -> int:
+    """Serve on config.host:port until SIGTERM or SIGINT: gunicorn, or werkzeug with dev; the exit code."""
+    from . import serving
 
-    from . import create_app
-
-    host, port = config.host, config.port
-    # Bind first: a busy port is then one clear error, before any database work, and
-    # werkzeug (which would print its own message and exit) never sees the failure.
+    # Bind first: a busy port is then one clear error, before any database work, and port 0 is a
+    # real port before any worker forks.
     try:
-        sock = _bind(host, port)
+        sock = serving.bind(config.host, config.port)
     except OSError as exc:
-        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        raise click.ClickException(f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}") from None
+    if dev:
+        return serving.serve_dev(config, sock)
     try:
-        app = create_app(config)
-    except BaseException:
-        sock.close()
-        raise
-    context = app.extensions["p2p"].start()
-    bound_port = sock.getsockname()[1]
-    server = make_server(host, bound_port, app, threaded=True, fd=sock.fileno())
-
-    def _on_signal(signum, _frame):
-        # Ignore repeats so a second signal cannot interrupt the cleanup below.
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        raise _Stop(signum)
-
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
-    shown = f"[{host}]" if ":" in host else host
-    try:
-        # Inside the try: a signal may arrive as soon as the ready line is out.
-        click.echo(f"directory listening on http://{shown}:{bound_port}")
-        sys.stdout.flush()
-        server.serve_forever()
-    except _Stop:
-        log.info("stopping")
+        code = serving.serve_production(config, sock)
     finally:
-        server.server_close()
-        sock.close()
-        context.close()
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    """A listening TCP socket on host:port (port 0 = any free port)."""
-    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-    sock = socket.socket(family, kind, proto)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind(address)
-        sock.listen(128)
-    except OSError:
-        sock.close()
-        raise
-    return sock
+        if sock.fileno() != -1:  # gunicorn never took it (the schema could not be created)
+            sock.close()
+    serving.exit_now(code)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -53,6 +53,14 @@ class DirectoryConfig:
     max_files_per_call: int = 100_000
     # werkzeug generate_password_hash method; tests pick a cheap one to stay fast.
     secret_hash_method: str = "scrypt"
+    # The production server (python -m directory_api; see serving.py): gunicorn processes,
+    # threads in each, and the seconds a client may take to send a request's line and headers
+    # (and, after them, for each read of its body) before it is dropped.
+    workers: int = 2
+    threads: int = 8
+    header_timeout_s: float = 10.0
+    # GET /metrics and the per-request counters (off: neither, for benchmarks to compare).
+    metrics: bool = True
 
     def __post_init__(self):
         if not isinstance(self.host, str) or not self.host.strip():
@@ -71,7 +79,11 @@ class DirectoryConfig:
         _positive("probe_timeout_s", self.probe_timeout_s)
         _positive("dead_after_leases", self.dead_after_leases)
         _positive("process_beat_s", self.process_beat_s)
-        for name in ("max_pending_per_peer", "max_plans_per_heartbeat", "max_body_bytes", "max_files_per_call"):
+        _positive("header_timeout_s", self.header_timeout_s)
+        if not isinstance(self.metrics, bool):
+            raise ConfigError(f"metrics: must be true or false, got {self.metrics!r}")
+        for name in ("max_pending_per_peer", "max_plans_per_heartbeat", "max_body_bytes", "max_files_per_call",
+                     "workers", "threads"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"{name}: must be an integer >= 1, got {value!r}")
@@ -151,6 +163,24 @@ def parse_copies(raw: str) -> int:
     return value
 
 
+def parse_count(raw: str) -> int:
+    """A count of processes or threads, 1..256."""
+    value = _int(raw)
+    if not 1 <= value <= 256:
+        raise ValueError(f"must be an integer between 1 and 256, got {value}")
+    return value
+
+
+def parse_switch(raw: str) -> bool:
+    """on/off (also true/false, yes/no, 1/0)."""
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"must be on or off, got {raw!r}")
+
+
 def _int(raw: str) -> int:
     try:
         return int(raw.strip())
@@ -198,6 +228,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("replication_deadline_s", "--replication-deadline", "DIRECTORY_REPLICATION_DEADLINE_S",
             parse_seconds, "SECONDS", "seconds a planned copy may take before it is planned again",
             default_help="max(30, 3 x lease)", deprecated_env="P2P_REPLICATION_DEADLINE_S"),
+    Setting("workers", "--workers", "DIRECTORY_WORKERS", parse_count, "N",
+            "server processes (gunicorn workers; not with --dev)"),
+    Setting("threads", "--threads", "DIRECTORY_THREADS", parse_count, "N",
+            "request threads in each server process (not with --dev)"),
+    Setting("header_timeout_s", "--header-timeout", "DIRECTORY_HEADER_TIMEOUT_S", parse_seconds, "SECONDS",
+            "seconds a client may take to send its request line and headers, and each read of its body"),
+    Setting("metrics", "--metrics", "DIRECTORY_METRICS", parse_switch, "on|off",
+            "serve GET /metrics and count requests", default_help="on"),
 )
 SETTINGS_BY_FIELD = {s.field: s for s in SETTINGS}
 

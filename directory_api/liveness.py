@@ -10,6 +10,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from .config import DirectoryConfig
 from .store import PeerSession, Store
+from .store.removals import UNREACHABLE
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,9 @@ class Liveness:
         # The probe runs outside any transaction: it may take up to the whole deadline.
         if self.probe(peer["grpc_address"]):
             return "alive"
-        store.end_session(peer_id, self.dead_mark())
+        with store.write() as conn:
+            store.end_session(peer_id, self.dead_mark(), conn=conn)
+            store.record_removal(peer_id, UNREACHABLE, self.now(), conn=conn)
         log.info("peer %s reported unreachable and failed its probe: removed", peer_id)
         return "removed"
 
@@ -79,6 +82,8 @@ class Liveness:
         copies) deleted."""
         now = self.now()
         copies = store.drop_expired_copies(now, self.live_since(now))
+        # Before the delete: a peer whose lease lapsed since the last sweep is still there to see.
+        store.record_lapsed(self.live_since(now), self.lease_s, now - self.lease_s - self.dead_after_s)
         dead = store.delete_dead_peers(now - self.lease_s - self.dead_after_s)
         store.forget_silent_processes(now - self.lease_s - self.dead_after_s)
         if copies or dead:

@@ -54,6 +54,21 @@ def _directory_options(fn):
     return fn
 
 
+def _serve_metrics(cfg, node):
+    """The peer's metrics server when [metrics] port is set; stops the node if the port is taken."""
+    if cfg.metrics_port is None:
+        return None
+    from peer_node import metrics
+
+    try:
+        server, port = metrics.serve(cfg.host, cfg.metrics_port)
+    except OSError as exc:
+        node.stop()
+        raise P2PError(f"cannot serve metrics on {cfg.host}:{cfg.metrics_port}: {exc.strerror or exc}") from None
+    log.info("metrics on http://%s:%d/metrics", f"[{cfg.host}]" if ":" in cfg.host else cfg.host, port)
+    return server
+
+
 def _client_config(config_path, directory, **flags):
     cfg = load_config(config_path, {"directory": directory, **flags})
     if not cfg.directory:
@@ -91,6 +106,7 @@ def main(ctx, verbose):
 @click.option("--max-upload-bytes", help="Largest upload accepted, 0 = unlimited.")
 @click.option("--accept-uploads/--no-accept-uploads", default=None, help="Accept Upload calls.")
 @click.option("--rescan-interval", help="Seconds between folder rescans (default 5).")
+@click.option("--metrics-port", help="Serve Prometheus metrics on this port (0 = any free one; default off).")
 @click.pass_context
 @_user_errors
 def serve(ctx, config_path, **flags):
@@ -113,12 +129,15 @@ def serve(ctx, config_path, **flags):
         node.start()
     except OSError as exc:
         raise P2PError(f"cannot share {cfg.folder}: {exc.strerror or exc}") from None
+    metrics_server = _serve_metrics(cfg, node)
     click.echo(f"peer {cfg.peer_id} serving on {cfg.host}:{node.port}")
     sys.stdout.flush()
     try:
         while not stopping.wait(0.5) and node.fatal is None:
             pass
     finally:
+        if metrics_server is not None:
+            metrics_server.shutdown()
         node.stop()
     if node.fatal is not None:
         raise P2PError(f"login refused: {node.fatal}; check peer_id and secret")

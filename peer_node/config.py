@@ -98,6 +98,8 @@ _SETTINGS = {
     "accept_uploads": ("transfer", "accept_uploads", parse_bool, True),
     "rescan_interval": ("transfer", "rescan_interval", _ranged(float, 0.1), 5.0),
     "max_transfers": ("transfer", "max_transfers", _ranged(int, 1, 256), 8),
+    # None: no metrics server; 0: any free port (the log says which)
+    "metrics_port": ("metrics", "port", parse_port, None),
 }
 SERVE_REQUIRED = ("peer_id", "secret", "folder", "directory")
 
@@ -127,6 +129,7 @@ class PeerConfig:
     accept_uploads: bool = True
     rescan_interval: float = 5.0
     max_transfers: int = 8
+    metrics_port: int = None
     source: str = "defaults"
 
     @property

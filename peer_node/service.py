@@ -6,6 +6,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from peer_node import metrics
 from peer_node.errors import (AlreadyExists, Busy, InvalidRequest, NotFound, OutOfRange,
                               QuotaExceeded, UploadRejected)
 from peer_node.folder import FileEntry, check_name
@@ -110,11 +111,14 @@ class PeerService:
 
     def _stream(self, fd, offset, length):
         limiter = RateLimiter(self.limits.upload_rate_limit)
+        metrics.transfer_started(metrics.SENDING)
         try:
             for pos, data in read_range(fd, offset, length, self.limits.chunk_size):
                 limiter.throttle(len(data))
                 yield pos, data
+                metrics.bytes_sent(len(data))  # the stream took it
         finally:
+            metrics.transfer_ended(metrics.SENDING)
             os.close(fd)
             self._slots.release()
 
@@ -148,8 +152,9 @@ class PeerService:
         if not self._slots.acquire(blocking=False):
             raise Busy(f"too many transfers in progress ({self.limits.max_transfers}); try again later")
         try:
-            with self.folder.incoming(name, size, sha256) as incoming:
+            with metrics.transfer(metrics.RECEIVING), self.folder.incoming(name, size, sha256) as incoming:
                 for data in chunks:
+                    metrics.bytes_received(len(data))
                     incoming.write(data)
                 entry = incoming.commit()
         except OSError as exc:

@@ -6,6 +6,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from peer_node import metrics
 from peer_node.config import MAX_MESSAGE_BYTES
 from peer_node.errors import InvalidRequest, P2PError
 from peer_node.wire import encode_chunk
@@ -49,6 +50,7 @@ def _detail(exc):
 def _abort(context, exc):
     """Our exception becomes a gRPC status here, and only here."""
     code = getattr(grpc.StatusCode, exc.grpc_code, grpc.StatusCode.INTERNAL)
+    metrics.refused(code.name)
     if code is grpc.StatusCode.INTERNAL:
         log.error("internal error: %s", exc)
     context.abort(code, _detail(exc))

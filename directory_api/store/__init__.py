@@ -13,6 +13,8 @@ PostgreSQL (pg_trgm GIN index). A module per table family, composed into one ``S
 - ``cluster``: work claimed once across directory processes, and the processes' clocks;
 - ``bulk``: bulk loading with the indexes built after the load; ``plans``: EXPLAIN of the hot
   statements; ``search_pg``: PostgreSQL's search statements.
+- ``removals``: why peers left (lease lapsed, unreachable report, logout), the newest kept;
+- ``overview``: counts for /metrics and the dashboard's short lists.
 
 Every method takes a keyword-only ``conn``: without it the method runs in its own short
 transaction; with it, inside the caller's (see ``Store.write``). Liveness is decided elsewhere:
@@ -24,13 +26,15 @@ from __future__ import annotations
 from . import schema
 from .cluster import Cluster
 from .copies import Copies
+from .overview import Overview
+from .removals import Removals
 from .search import Search
 from .sessions import PeerSession, Sessions
 
 __all__ = ["Store", "PeerSession"]
 
 
-class Store(Sessions, Search, Copies, Cluster):
+class Store(Sessions, Search, Copies, Cluster, Removals, Overview):
     """The directory's persistent state behind one SQLAlchemy engine."""
 
     def create_schema(self) -> None:

@@ -162,6 +162,21 @@ ADDED_COLUMNS = [(peers, "ring")]
 # Indexes whose columns changed since they first shipped: create_schema builds them again.
 CHANGED_INDEXES = [(files, "p2p_files_sha256")]
 
+removals = Table(
+    "p2p_removals",
+    metadata,
+    # Why peers left the network (lease lapsed, unreachable report, logout), newest kept: the
+    # dashboard shows them. No foreign key: the sweep deletes long-dead peers, their removal stays.
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("peer_id", String(64), nullable=False),
+    Column("reason", String(32), nullable=False),
+    Column("at", Float, nullable=False),
+    # A lapse is recorded at last_seen + lease by whichever process sweeps first: the others' insert
+    # of the same (peer_id, at) is a no-op.
+    UniqueConstraint("peer_id", "at", name="p2p_removals_peer_at"),
+    Index("p2p_removals_at", "at"),
+)
+
 # The FTS5 index first, then the triggers that keep it in step with p2p_files row by row.
 SQLITE_DDL = [
     "CREATE VIRTUAL TABLE IF NOT EXISTS p2p_files_fts USING fts5("

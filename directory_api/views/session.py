@@ -10,6 +10,7 @@ from ..errors import Unauthorized
 from ..schemas import HeartbeatAnswer, HeartbeatRequest, LoginAnswer, LoginRequest
 from .api import blueprint, operation
 from .peers import bounded_rows
+from ..store.removals import LOGOUT
 
 log = logging.getLogger(__name__)
 bp = blueprint("session", __name__, "log in, keep the lease, log out")
@@ -63,7 +64,9 @@ def login(body: LoginRequest):
 def logout():
     """End the caller's session: it vanishes from search at once."""
     ctx = _ctx()
-    ctx.store.end_session(g.peer_id, ctx.liveness.dead_mark())
+    with ctx.store.write() as conn:
+        ctx.store.end_session(g.peer_id, ctx.liveness.dead_mark(), conn=conn)
+        ctx.store.record_removal(g.peer_id, LOGOUT, ctx.liveness.now(), conn=conn)
     return "", 204
 
 

@@ -15,7 +15,7 @@ UNSET = {name: None for s in SETTINGS for name in (s.env, s.deprecated_env, s.pe
 def served(monkeypatch):
     """Run the CLI with serve() replaced by a recorder; answers (result, [configs served])."""
     seen = []
-    monkeypatch.setattr(cli_main, "serve", seen.append)
+    monkeypatch.setattr(cli_main, "serve", lambda cfg, dev=False: seen.append(cfg))
 
     def run(args=(), env=None):
         result = CliRunner().invoke(cli_main.cli, list(args), env={**UNSET, **(env or {})})
@@ -117,9 +117,36 @@ def test_a_malformed_setting_is_one_line_naming_it(monkeypatch, capsys, args, en
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setattr(cli_main, "serve", lambda cfg: pytest.fail("must not serve"))
+    monkeypatch.setattr(cli_main, "serve", lambda cfg, dev=False: pytest.fail("must not serve"))
     with pytest.raises(SystemExit) as exit_:
         cli_main.main(args)
     out, err = capsys.readouterr()
     assert exit_.value.code == 2 and out == ""
     assert len(err.strip().splitlines()) == 1 and err.startswith(f"p2p-directory: {named}: "), err
+
+
+def test_dev_chooses_the_development_server_and_production_is_the_default(monkeypatch):
+    seen = []
+    monkeypatch.setattr(cli_main, "serve", lambda cfg, dev=False: seen.append((cfg.workers, cfg.threads, dev)))
+    env = {**UNSET, "DIRECTORY_WORKERS": "3"}
+    assert CliRunner().invoke(cli_main.cli, [], env=env).exit_code == 0
+    assert CliRunner().invoke(cli_main.cli, ["--dev", "--threads", "4"], env=env).exit_code == 0
+    assert seen == [(3, 8, False), (3, 4, True)]
+
+
+@pytest.mark.parametrize("args, named", [(["--workers", "0"], "--workers"), (["--threads", "many"], "--threads"),
+                                         (["--header-timeout", "-1"], "--header-timeout"),
+                                         (["--metrics", "maybe"], "--metrics")])
+def test_server_settings_are_checked(served, args, named):
+    result, seen = served(args)
+    assert result.exit_code != 0 and seen == []
+    assert named in str(result.exception) or named in result.output
+
+
+@pytest.mark.parametrize("args, env, expected", [([], {}, True), (["--metrics", "off"], {}, False),
+                                                 ([], {"DIRECTORY_METRICS": "false"}, False),
+                                                 (["--metrics", "on"], {"DIRECTORY_METRICS": "off"}, True)])
+def test_metrics_switch(served, args, env, expected):
+    result, [cfg] = served(args, env)
+    assert result.exit_code == 0, result.output
+    assert cfg.metrics is expected

@@ -111,3 +111,13 @@ def test_example_config_at_top_level_loads():
     from tests.procs import ROOT
     cfg = load_config(str(ROOT / "peerConfig.ini"), env={}, required=SERVE_REQUIRED)
     assert cfg.peer_id and cfg.directory
+
+
+def test_metrics_port_is_off_unless_set(ini):
+    assert load_config(str(ini), env={}).metrics_port is None
+    ini.write_text(INI + "\n[metrics]\nport = 9101\n")
+    assert load_config(str(ini), env={}).metrics_port == 9101
+    assert load_config(str(ini), env={"P2P_METRICS_PORT": "0"}).metrics_port == 0
+    assert load_config(str(ini), flags={"metrics_port": "9200"}, env={"P2P_METRICS_PORT": "0"}).metrics_port == 9200
+    with pytest.raises(ConfigError, match=r"P2P_METRICS_PORT"):
+        load_config(str(ini), env={"P2P_METRICS_PORT": "99999"})
