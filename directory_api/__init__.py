@@ -32,6 +32,7 @@ class DirectoryContext:
     leases: Any = None
     sweeper: Any = None
     clock_watch: Any = None
+    signer: Any = None  # keys.TicketSigner: signs transfer tickets
 
     def start(self) -> "DirectoryContext":
         """Start the background threads: this process's clock heartbeat, the lease writer, and
@@ -63,6 +64,7 @@ def create_app(config: Mapping[str, Any] | DirectoryConfig, *, clock: Callable[[
     from . import auth
     from .bodies import LIMITS_KEY, BodyLimits, BoundedRequest
     from .clocks import ClockWatch
+    from .keys import load_signer
     from .liveness import LeaseRenewals, Liveness, Sweeper
     from .replication import Planner
     from .store import Store
@@ -81,7 +83,8 @@ def create_app(config: Mapping[str, Any] | DirectoryConfig, *, clock: Callable[[
     liveness = Liveness(cfg, clock=clock)
     ctx = DirectoryContext(cfg, store, liveness, Planner(cfg, store, liveness),
                            leases=LeaseRenewals(liveness, store, cfg.lease_flush_s),
-                           clock_watch=ClockWatch(store, cfg.process_beat_s, clock=clock))
+                           clock_watch=ClockWatch(store, cfg.process_beat_s, clock=clock),
+                           signer=load_signer(cfg, store))
     if cfg.sweep:
         ctx.sweeper = Sweeper(liveness, store, cfg.sweep_every_s, name=ctx.clock_watch.name)
     app.extensions["p2p"] = ctx

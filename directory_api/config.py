@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
@@ -61,6 +62,9 @@ class DirectoryConfig:
     header_timeout_s: float = 10.0
     # GET /metrics and the per-request counters (off: neither, for benchmarks to compare).
     metrics: bool = True
+    # The PEM file of the Ed25519 key transfer tickets are signed with (created when missing);
+    # None: beside the SQLite file, or kept in the PostgreSQL database (see keys.py).
+    ticket_key_file: str | None = None
 
     def __post_init__(self):
         if not isinstance(self.host, str) or not self.host.strip():
@@ -142,6 +146,13 @@ def parse_database_url(raw: str) -> str:
     if "://" not in raw:
         raise ValueError(f"not a database URL: {raw!r} (try sqlite:///directory.db)")
     return raw
+
+
+def parse_path(raw: str) -> str:
+    """A file path (made absolute, so every process of a network reads the same file)."""
+    if not raw.strip():
+        raise ValueError("is empty")
+    return os.path.abspath(raw.strip())
 
 
 def parse_seconds(raw: str) -> float:
@@ -234,6 +245,9 @@ SETTINGS: tuple[Setting, ...] = (
             "request threads in each server process (not with --dev)"),
     Setting("header_timeout_s", "--header-timeout", "DIRECTORY_HEADER_TIMEOUT_S", parse_seconds, "SECONDS",
             "seconds a client may take to send its request line and headers, and each read of its body"),
+    Setting("ticket_key_file", "--ticket-key-file", "DIRECTORY_TICKET_KEY_FILE", parse_path, "PEM",
+            "Ed25519 key that signs transfer tickets (created if missing); give every directory process "
+            "of a network the same one", default_help="beside the SQLite file, or in the PostgreSQL database"),
     Setting("metrics", "--metrics", "DIRECTORY_METRICS", parse_switch, "on|off",
             "serve GET /metrics and count requests", default_help="on"),
 )

@@ -13,6 +13,7 @@ PostgreSQL (pg_trgm GIN index). A module per table family, composed into one ``S
 - ``cluster``: work claimed once across directory processes, and the processes' clocks;
 - ``bulk``: bulk loading with the indexes built after the load; ``plans``: EXPLAIN of the hot
   statements; ``search_pg``: PostgreSQL's search statements.
+- ``keys``: the ticket-signing key, when the database keeps it;
 - ``removals``: why peers left (lease lapsed, unreachable report, logout), the newest kept;
 - ``overview``: counts for /metrics and the dashboard's short lists.
 
@@ -26,6 +27,7 @@ from __future__ import annotations
 from . import schema
 from .cluster import Cluster
 from .copies import Copies
+from .keys import Keys
 from .overview import Overview
 from .removals import Removals
 from .search import Search
@@ -34,7 +36,7 @@ from .sessions import PeerSession, Sessions
 __all__ = ["Store", "PeerSession"]
 
 
-class Store(Sessions, Search, Copies, Cluster, Removals, Overview):
+class Store(Sessions, Search, Copies, Cluster, Removals, Overview, Keys):
     """The directory's persistent state behind one SQLAlchemy engine."""
 
     def create_schema(self) -> None:

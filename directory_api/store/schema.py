@@ -147,6 +147,18 @@ directory_processes = Table(
     Index("p2p_directory_processes_db_time", "db_time"),
 )
 
+ticket_keys = Table(
+    "p2p_ticket_keys",
+    metadata,
+    # The Ed25519 key the directory signs transfer tickets with, when no key file is given and
+    # the database is a server (PostgreSQL): the first process to start stores one, every other
+    # process of the network reads it, so all of them sign with the same key (directory_api/keys.py).
+    Column("name", String(32), primary_key=True),  # "tickets": one row, so racing inserts keep the first
+    Column("kid", String(32), nullable=False),
+    Column("private_pem", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
 tasks = Table(
     "p2p_tasks",
     metadata,
