@@ -13,7 +13,7 @@ from .errors import ConfigError
 log = logging.getLogger(__name__)
 
 SERVE_SETTINGS = ("host", "port", "database_url", "lease_s", "replication", "replication_deadline_s",
-                  "workers", "threads", "header_timeout_s", "metrics")
+                  "workers", "threads", "header_timeout_s", "metrics", "ticket_key_file")
 
 
 def setting_options(fields):

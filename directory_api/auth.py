@@ -44,12 +44,13 @@ def bearer_token() -> str:
 BEARER = "bearer"  # a bearer token must be sent; the view checks it itself (the heartbeat's one statement)
 PEER = "peer"  # a live peer's token: g.peer_id
 OWNER = "owner"  # PEER, and the path's peer_id must be the caller (403 otherwise)
+CLIENT = "client"  # any session of the caller's peer_id: a live peer's, or a client session (tickets, reports)
 _MODE_ATTR = "p2p_auth"
 
 
 def mark(view, mode: str) -> None:
     """Record on a view function how it authenticates (functools.wraps carries it to the URL rule's view)."""
-    if mode not in (BEARER, PEER, OWNER):
+    if mode not in (BEARER, PEER, OWNER, CLIENT):
         raise ValueError(f"unknown auth mode {mode!r}")
     setattr(view, _MODE_ATTR, mode)
 

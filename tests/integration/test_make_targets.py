@@ -8,6 +8,7 @@ import requests
 
 from tests.fixtures.directory import DIRECTORY_READY
 from tests.fixtures.peer import PEER_READY
+from tests.integration.helpers import wait_until
 from tests.procs import ROOT, ServerProcess
 
 pytestmark = pytest.mark.integration
@@ -43,7 +44,9 @@ def test_make_directory_and_make_peer(make, tmp_path):
         peer = ServerProcess([make, "-s", "-C", ROOT, "peer", f"CONFIG={config}"], PEER_READY, own_group=True)
         try:
             peer.wait_for_output("logged in to", timeout=20)
-            found = requests.get(f"{url}/api/v1/files", params={"q": "notes"}, timeout=5).json()["results"]
+            # the index is published after the login line: wait for it to be searchable
+            found = wait_until(lambda: requests.get(f"{url}/api/v1/files", params={"q": "notes"},
+                                                    timeout=5).json()["results"], timeout=20)
             assert [(r["name"], [h["peer_id"] for h in r["holders"]]) for r in found] == [("notes.txt", ["bob"])]
         finally:
             assert peer.stop() in MAKE_STOPPED, peer.output
