@@ -7,13 +7,13 @@ import sys
 
 import click
 
-from .config import SETTINGS_BY_FIELD, DirectoryConfig, load_config
+from .config import SETTINGS, SETTINGS_BY_FIELD, DirectoryConfig, load_config
 from .errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-SERVE_SETTINGS = ("host", "port", "database_url", "lease_s", "replication", "replication_deadline_s",
-                  "workers", "threads", "header_timeout_s", "metrics", "ticket_key_file")
+# Serving reads every setting of the table: a new setting gets its flag without a second list to keep in step.
+SERVE_SETTINGS = tuple(setting.field for setting in SETTINGS)
 
 
 def setting_options(fields):

@@ -44,7 +44,8 @@ def bearer_token() -> str:
 BEARER = "bearer"  # a bearer token must be sent; the view checks it itself (the heartbeat's one statement)
 PEER = "peer"  # a live peer's token: g.peer_id
 OWNER = "owner"  # PEER, and the path's peer_id must be the caller (403 otherwise)
-CLIENT = "client"  # any session of the caller's peer_id: a live peer's, or a client session (tickets, reports)
+# any session of the caller's peer_id (tickets, reports); until client sessions exist, the same as PEER
+CLIENT = "client"
 _MODE_ATTR = "p2p_auth"
 
 
