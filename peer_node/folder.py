@@ -201,9 +201,11 @@ class SharedFolder:
         changes = Changes()
         with self._lock:
             current = self._index
-            for name, entry in seen.items():
+            for name, entry in list(seen.items()):
                 before = current.get(name)
-                if before is None:
+                if before is None and name in known and not os.path.isfile(os.path.join(self.root, name)):
+                    del seen[name]  # unindexed and moved away while we walked (a quarantine)
+                elif before is None:
                     changes.added.append(entry)
                 elif before.sha256 != entry.sha256 or before.size != entry.size:
                     changes.changed.append(entry)
@@ -222,6 +224,13 @@ class SharedFolder:
         """Put a freshly written file into the index at once."""
         with self._lock:
             self._index[entry.name] = entry
+
+    def remove_entry(self, name, sha256):
+        """Drop name from the index if it is still indexed with sha256 (a quarantined copy)."""
+        with self._lock:
+            entry = self._index.get(name)
+            if entry is not None and entry.sha256 == sha256:
+                del self._index[name]
 
     def incoming(self, name, size, sha256):
         """An IncomingFile that writes name atomically; use it as a context manager."""

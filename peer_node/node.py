@@ -6,6 +6,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from peer_node import session
+from peer_node.claims import ClaimKeeper
 from peer_node.directory import DirectoryClient
 from peer_node.errors import (AlreadyExists, DirectoryError, DirectoryUnavailable, NotFound, P2PError,
                               Unauthorized)
@@ -55,6 +56,7 @@ class PeerNode:
         self._beat_every = 1.0      # a third of the lease, once logged in
         self._last_beat = 0.0       # time.monotonic() of the last heartbeat
         self.fatal = None           # a P2PError that ends `serve`: the first login was refused
+        self.claims = ClaimKeeper(config, self.folder, self.directory, republish=self._republish)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -69,12 +71,14 @@ class PeerNode:
             t = threading.Thread(target=target, name=name, daemon=True)
             t.start()
             self._threads.append(t)
+        self.claims.start()
         return self.port
 
     def stop(self, grace=5.0):
         """Log out, stop the threads and the server gracefully."""
         self._stop.set()
         self._wake.set()
+        self.claims.stop()
         for t in self._threads:
             t.join(timeout=grace)
         self._pushes.shutdown(wait=False, cancel_futures=True)
@@ -167,6 +171,7 @@ class PeerNode:
         answer = self.directory.heartbeat(self.folder_free_bytes(), self.config.accept_uploads)
         self._last_beat = time.monotonic()
         self._replicate(answer.get("replicate") or [])
+        self.claims.handle(answer)
         return answer
 
     def _keep_lease(self):
@@ -224,6 +229,11 @@ class PeerNode:
                 with self._lock:
                     self._dirty = True
                 self._wake.set()
+
+    def _republish(self):
+        with self._lock:
+            self._dirty = True
+        self._wake.set()
 
     def _stored(self, entry):
         with self._lock:
