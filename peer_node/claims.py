@@ -7,26 +7,31 @@ and peer_node.audit; this module only wires them to the folder and the directory
 import logging
 
 from peer_node.errors import DirectoryError, P2PError
+from peer_node.scrub import Scrubber
 from peer_node.verify import Verifier
 
 log = logging.getLogger(__name__)
 
 
 class ClaimKeeper:
-    """The verifier (and its siblings) of one peer, fed from heartbeat answers."""
+    """The verifier, the scrubber (and their siblings) of one peer, fed from heartbeat answers."""
 
     def __init__(self, config, folder, directory, republish):
         self.config, self.folder, self.directory = config, folder, directory
         self.republish = republish  # makes the node PUT its whole index again soon
         self.verifier = Verifier(folder, self._quarantined)
+        # a copy the scrub finds rotted is handled as a failed verify order
+        self.scrubber = Scrubber(folder, config.scrub_rate, config.scrub_interval, self.verifier.failed)
 
     def start(self):
         """Start the background workers."""
         self.verifier.start()
+        self.scrubber.start()
 
     def stop(self):
         """Stop them (work in progress is abandoned; nothing half-done is left in the folder)."""
         self.verifier.stop()
+        self.scrubber.stop()
 
     def handle(self, answer):
         """Take the orders of one heartbeat answer: verify: [sha256]."""

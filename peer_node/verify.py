@@ -53,17 +53,20 @@ def check_copy(folder, entry, throttle=None, stop=None, read_size=READ_SIZE):
     hasher = PieceHasher(entry.piece_size)
     buf = bytearray(read_size)
     view = memoryview(buf)
+    pos = 0
     try:
         with open(path, "rb", buffering=0) as f:
-            while True:
+            while pos < entry.size:
                 if stop is not None and stop.is_set():
                     return Check(entry, "stopped")
+                want = min(read_size, entry.size - pos)
                 if throttle is not None:
-                    throttle(read_size)
-                n = f.readinto(buf)
+                    throttle(want)  # what is read, not the buffer: small files cost what they weigh
+                n = f.readinto(view[:want])
                 if not n:
-                    break
+                    break  # shorter than indexed: the stat below says "changed"
                 hasher.update(view[:n])
+                pos += n
         after = os.stat(path)
     except OSError as exc:
         if exc.errno == errno.ENOENT:
@@ -72,7 +75,7 @@ def check_copy(folder, entry, throttle=None, stop=None, read_size=READ_SIZE):
             return Check(entry, "bad", "unreadable (I/O error)")
         log.warning("cannot read %s to verify it: %s", path, exc.strerror or exc)
         return Check(entry, "unreadable")
-    if not _same_file(after, entry) or after.st_mtime_ns != before.st_mtime_ns:
+    if pos != entry.size or not _same_file(after, entry) or after.st_mtime_ns != before.st_mtime_ns:
         return Check(entry, "changed")  # written to while we read it
     digest = hasher.finish()
     if digest.sha256 == entry.sha256:
