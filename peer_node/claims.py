@@ -6,6 +6,7 @@ and peer_node.audit; this module only wires them to the folder and the directory
 """
 import logging
 
+from peer_node.audit import Auditor
 from peer_node.errors import DirectoryError, P2PError
 from peer_node.scrub import Scrubber
 from peer_node.verify import Verifier
@@ -14,7 +15,7 @@ log = logging.getLogger(__name__)
 
 
 class ClaimKeeper:
-    """The verifier, the scrubber (and their siblings) of one peer, fed from heartbeat answers."""
+    """The verifier, the scrubber and the auditor of one peer, fed from heartbeat answers."""
 
     def __init__(self, config, folder, directory, republish):
         self.config, self.folder, self.directory = config, folder, directory
@@ -22,20 +23,25 @@ class ClaimKeeper:
         self.verifier = Verifier(folder, self._quarantined)
         # a copy the scrub finds rotted is handled as a failed verify order
         self.scrubber = Scrubber(folder, config.scrub_rate, config.scrub_interval, self.verifier.failed)
+        # an audit that finds our own range rotted verifies our whole copy instead of answering
+        self.auditor = Auditor(folder, directory, config.peer_id, lambda sha256: self.verifier.order([sha256]))
 
     def start(self):
         """Start the background workers."""
         self.verifier.start()
         self.scrubber.start()
+        self.auditor.start()
 
     def stop(self):
         """Stop them (work in progress is abandoned; nothing half-done is left in the folder)."""
         self.verifier.stop()
         self.scrubber.stop()
+        self.auditor.stop()
 
     def handle(self, answer):
-        """Take the orders of one heartbeat answer: verify: [sha256]."""
+        """Take the orders of one heartbeat answer: verify: [sha256] and audit: [{...}]."""
         self.verifier.order(answer.get("verify") or [])
+        self.auditor.order(answer.get("audit") or [])
 
     def _quarantined(self, sha256, still_shared):
         """Withdraw a quarantined copy: DELETE its entry, or re-publish when that cannot be done."""

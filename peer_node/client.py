@@ -171,10 +171,15 @@ class PeerClient:
             raise translate(exc, self.address) from None
         return health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status)
 
-    def open_download(self, sha256="", name="", offset=0, length=0):
-        """Start a Download of the range (length 0: to the end); returns its DownloadStream."""
+    def open_download(self, sha256="", name="", offset=0, length=0, ticket=None, timeout=None):
+        """Start a Download of the range (length 0: to the end); returns its DownloadStream.
+
+        ticket goes as `authorization: Bearer` metadata; timeout (s) is the whole call's deadline.
+        """
+        metadata = (("authorization", f"Bearer {ticket}"),) if ticket else None
         call = self._download_raw(
-            p2p_pb2.DownloadRequest(sha256=sha256, name=name, offset=offset, length=length))
+            p2p_pb2.DownloadRequest(sha256=sha256, name=name, offset=offset, length=length),
+            timeout=timeout, metadata=metadata)
         stream = DownloadStream(call, self.address, name or sha256)
         with self._lock:
             self._streams = [s for s in self._streams if not s.finished]

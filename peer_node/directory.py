@@ -224,6 +224,19 @@ class DirectoryClient:
         answer = self.request("POST", f"/peers/{quote(peer_id)}/unreachable", json={}, auth=True)
         return (answer or {}).get("status")
 
+    def report_corrupt(self, peer_id, sha256):
+        """POST /peers/{id}/files/{sha256}/corrupt: peer_id sent pieces of sha256 that failed verification."""
+        return self.request("POST", f"/peers/{quote(peer_id)}/files/{sha256}/corrupt", json={}, auth=True)
+
+    def report_verified(self, peer_id, sha256):
+        """POST /peers/{id}/files/{sha256}/verified: pieces of sha256 that peer_id served verified."""
+        return self.request("POST", f"/peers/{quote(peer_id)}/files/{sha256}/verified", json={}, auth=True)
+
+    def audit_result(self, audit_id, ok, detail=""):
+        """POST /audits/{audit_id} {ok, detail}: the outcome of an audit this peer was handed."""
+        body = {"ok": bool(ok), "detail": detail or ""}
+        return self.request("POST", f"/audits/{quote(str(audit_id), safe='')}", json=body, auth=True)
+
 
 def _reason(exc):
     """The innermost cause of a failed call, e.g. ConnectionRefusedError, for a one-line message."""
