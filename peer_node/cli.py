@@ -188,10 +188,10 @@ def get(ref, out, parallel, stall_timeout, force, as_json, config_path, director
         record = find_file(dirclient, ref)
         default_dir = cfg.folder if cfg.folder else os.getcwd()
         dest = destination(out, record.name, default_dir)
-        bar = Progress(os.path.basename(dest))
+        bar = Progress(os.path.basename(dest), record.size)
         reporter = _reporter(cfg)
         try:
-            result = download(record, dest, on_progress=lambda p: bar.update(p.done, p.total),
+            result = download(record, dest, on_progress=bar.swarm,
                               on_unreachable=reporter, on_corrupt=reporter.corrupt,
                               parallel=cfg.parallel_sources, stall_timeout=cfg.stall_timeout,
                               force=force, cancel=token)
@@ -385,14 +385,37 @@ def ls(address, prefix, as_json):
 @click.argument("path", metavar="FILE", type=click.Path(exists=True, dir_okay=False))
 @click.argument("address", metavar="HOST:PORT")
 @click.option("--name", help="Name to store it under (default: the file's name).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable result.")
 @_user_errors
-def put(path, address, name):
+def put(path, address, name, as_json):
     """Upload FILE to the peer at HOST:PORT (it checks size and sha256 before keeping it)."""
     name = check_name(name or os.path.basename(path))
     digest = hash_file(path)
-    with PeerClient(address) as peer:
-        stored = peer.upload(path, name, digest.size, digest.sha256)
+    bar = Progress(name, digest.size)
+    meter = _SentMeter(bar)
+    try:
+        with PeerClient(address) as peer:
+            stored = peer.upload(path, name, digest.size, digest.sha256, rate_limiter=meter)
+        bar.update(digest.size)
+    finally:
+        bar.finish()
+    if as_json:
+        _echo_json({"name": stored.name, "size": stored.size, "sha256": stored.sha256, "address": address,
+                    "sent": meter.sent})
+        return
     click.echo(f"uploaded {stored.name} ({stored.size} bytes, sha256 {stored.sha256}) to {address}")
+
+
+class _SentMeter:
+    """Counts the bytes an upload hands to gRPC: PeerClient.upload calls throttle(n) before each chunk."""
+
+    def __init__(self, bar):
+        self.bar, self.sent = bar, 0
+
+    def throttle(self, n):
+        """Count n more bytes (nothing is slowed down)."""
+        self.bar.update(self.sent)  # what went before this chunk: it is on its way
+        self.sent += n
 
 
 @main.command()

@@ -296,24 +296,3 @@ def test_a_refused_session_is_one_warning_per_holder_and_the_download_goes_on(ru
     reported = [dead for line in refused for dead in dead_holders if f"report {dead} " in line]
     assert reported and len(reported) == len(set(reported)) == len(refused)
     assert peers_now(directory) == before
-
-
-def test_progress_bar_on_tty_and_plain_lines_otherwise():
-    import io
-
-    from peer_node.progress import Progress, human_size
-
-    tty = io.StringIO()
-    bar = Progress("f.bin", stream=tty, tty=True)
-    for done in range(0, 10 * 2**20 + 1, 2**20):
-        bar.update(done, 10 * 2**20)
-    text = tty.getvalue()
-    assert "\r[" in text and "100.0%" in text and "/s" in text and "ETA" in text
-    assert text.endswith("\n")
-    plain = io.StringIO()
-    bar = Progress("f.bin", stream=plain, tty=False)
-    for done in range(0, 1001, 1):
-        bar.update(done, 1000)
-    lines = plain.getvalue().splitlines()
-    assert 10 <= len(lines) <= 11 and "\r" not in plain.getvalue()
-    assert human_size(1536) == "1.5 KiB" and human_size(3) == "3 B"
