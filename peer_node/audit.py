@@ -170,6 +170,7 @@ class Auditor:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = None
+        self._current = None  # the PeerClient of the audit in flight, closed by stop()
 
     def start(self):
         """Start the worker thread."""
@@ -177,8 +178,11 @@ class Auditor:
         self._thread.start()
 
     def stop(self, timeout=2.0):
-        """Stop after the audit in flight (its Download has a deadline)."""
+        """Stop now: the audit in flight is cancelled (and not answered)."""
         self._stop.set()
+        current = self._current
+        if current is not None:
+            current.close()
         try:
             self._orders.put_nowait(None)
         except queue.Full:
@@ -219,7 +223,7 @@ class Auditor:
             log.info("audit %s names this peer as its target; skipped", order.audit_id)
             return None
         try:
-            verdict = audit(self.folder, order, self.connect)
+            verdict = audit(self.folder, order, self._connect)
         except NotFound:
             log.info("audit %s of %s: we do not share that file (any more); skipped", order.audit_id, order.sha256[:12])
             return None
@@ -228,6 +232,8 @@ class Auditor:
             log.warning("audit %s of %s skipped: %s; verifying our copy", order.audit_id, who, verdict.detail)
             self.on_own_copy_bad(order.sha256)
             return verdict
+        if self._stop.is_set():
+            return None  # cancelled by stop(): whatever it saw is not a verdict
         if verdict.ok is None:
             log.info("audit %s of %s for %s inconclusive: %s", order.audit_id, who, order.sha256[:12], verdict.detail)
             if verdict.unreachable:
@@ -247,6 +253,12 @@ class Auditor:
         except P2PError as exc:
             log.warning("reporting audit %s failed: %s", order.audit_id, exc)
         return verdict
+
+    def _connect(self, address):
+        self._current = self.connect(address)
+        if self._stop.is_set():
+            self._current.close()
+        return self._current
 
     def _report_unreachable(self, order):
         try:

@@ -258,3 +258,22 @@ def test_more_orders_than_the_queue_holds_are_left_for_later(mine, caplog, monke
     with caplog.at_level(logging.INFO, logger="peer_node.audit"):
         a.order([{**GOOD, "audit_id": n} for n in range(4)])
     assert a._orders.qsize() == 2 and caplog.text.count("left for later") == 2
+
+
+def test_stop_cancels_the_audit_in_flight_and_answers_nothing(mine, inproc_peer_factory):
+    import time
+
+    frozen = inproc_peer_factory({"copy.bin": DATA})
+    thaw = freeze(frozen)
+    directory = FakeDirectory()
+    a = Auditor(mine, directory, "auditor", print)
+    a.start()
+    try:
+        a.order([{**GOOD, "sha256": SHA, "offset": 0, "length": PIECE, "target_address": frozen.address}])
+        wait_until(lambda: a._current is not None, timeout=5)
+        started = time.monotonic()
+        a.stop(timeout=5)
+        assert time.monotonic() - started < 2 and not a._thread.is_alive()
+    finally:
+        thaw()
+    assert directory.results == [] and directory.unreachable == []
