@@ -118,10 +118,13 @@ def audit(folder, order, connect=PeerClient):
     timeout = DEADLINE_BASE + order.length / DEADLINE_RATE
     theirs = bytearray()
     expected, end = order.offset, order.offset + order.length
-    with connect(order.target_address) as peer:
+    with connect(order.target_address, ticket=order.ticket) as peer:
+        stream = peer.open_download(sha256=order.sha256, offset=order.offset, length=order.length)
+        # the deadline of the whole call: a target that trickles or freezes is cut off
+        deadline = threading.Timer(timeout, stream.cancel)
+        deadline.daemon = True
+        deadline.start()
         try:
-            stream = peer.open_download(sha256=order.sha256, offset=order.offset, length=order.length,
-                                        ticket=order.ticket, timeout=timeout)
             for pos, data in stream:
                 if not len(data):
                     continue  # an empty chunk says nothing (the swarm skips them too)
@@ -138,6 +141,9 @@ def audit(folder, order, connect=PeerClient):
         except Busy as exc:
             return Verdict(None, f"busy: {_detail(exc)}")
         except PeerUnavailable as exc:
+            if stream.cancelled:
+                return Verdict(None, f"sent {len(theirs)} of {order.length} bytes within the {timeout:.0f} s "
+                                     "deadline", unreachable=True)
             return Verdict(None, f"did not answer: {exc.detail or exc}", unreachable=True)
         except RemoteError as exc:
             if exc.code == "PROTOCOL":
@@ -145,6 +151,8 @@ def audit(folder, order, connect=PeerClient):
             return Verdict(None, f"answered {exc.code}: {exc.detail}")
         except P2PError as exc:  # a refused ticket (PERMISSION_DENIED) and the like: not the bytes' fault
             return Verdict(None, _detail(exc))
+        finally:
+            deadline.cancel()
     if len(theirs) < order.length:
         return Verdict(False, f"sent {len(theirs)} of {order.length} bytes")
     if theirs != mine:
@@ -254,8 +262,8 @@ class Auditor:
             log.warning("reporting audit %s failed: %s", order.audit_id, exc)
         return verdict
 
-    def _connect(self, address):
-        self._current = self.connect(address)
+    def _connect(self, address, **kwargs):
+        self._current = self.connect(address, **kwargs)
         if self._stop.is_set():
             self._current.close()
         return self._current

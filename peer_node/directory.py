@@ -225,17 +225,19 @@ class DirectoryClient:
         return (answer or {}).get("status")
 
     def report_corrupt(self, peer_id, sha256):
-        """POST /peers/{id}/files/{sha256}/corrupt: peer_id sent pieces of sha256 that failed verification."""
+        """POST /peers/{id}/files/{sha256}/corrupt: peer_id served bytes that are not sha256."""
         return self.request("POST", f"/peers/{quote(peer_id)}/files/{sha256}/corrupt", json={}, auth=True)
 
     def report_verified(self, peer_id, sha256):
-        """POST /peers/{id}/files/{sha256}/verified: pieces of sha256 that peer_id served verified."""
+        """POST /peers/{id}/files/{sha256}/verified: pieces peer_id served verified."""
         return self.request("POST", f"/peers/{quote(peer_id)}/files/{sha256}/verified", json={}, auth=True)
 
     def audit_result(self, audit_id, ok, detail=""):
-        """POST /audits/{audit_id} {ok, detail}: the outcome of an audit this peer was handed."""
-        body = {"ok": bool(ok), "detail": detail or ""}
-        return self.request("POST", f"/audits/{quote(str(audit_id), safe='')}", json=body, auth=True)
+        """POST /audits/{audit_id}: the auditor's verdict on one audited claim."""
+        body = {"ok": bool(ok)}
+        if detail:
+            body["detail"] = detail
+        return self.request("POST", f"/audits/{quote(str(audit_id))}", json=body, auth=True)
 
 
 def _reason(exc):
