@@ -98,12 +98,12 @@ _SETTINGS = {
     "accept_uploads": ("transfer", "accept_uploads", parse_bool, True),
     "rescan_interval": ("transfer", "rescan_interval", _ranged(float, 0.1), 5.0),
     "max_transfers": ("transfer", "max_transfers", _ranged(int, 1, 256), 8),
-    # None: no metrics server; 0: any free port (the log says which)
-    "metrics_port": ("metrics", "port", parse_port, None),
     # the background re-hash of the shared files (peer_node/scrub.py): bytes/s (0 = off), and
     # the seconds one pass over every file is spread across
     "scrub_rate": ("scrub", "rate", _ranged(parse_size, 0), 8 * MiB),
     "scrub_interval": ("scrub", "interval", _ranged(float, 1), 604800.0),
+    # None: no metrics server; 0: any free port (the log says which)
+    "metrics_port": ("metrics", "port", parse_port, None),
 }
 SERVE_REQUIRED = ("peer_id", "secret", "folder", "directory")
 
@@ -133,9 +133,9 @@ class PeerConfig:
     accept_uploads: bool = True
     rescan_interval: float = 5.0
     max_transfers: int = 8
-    metrics_port: int = None
     scrub_rate: int = 8 * MiB
     scrub_interval: float = 604800.0
+    metrics_port: int = None
     source: str = "defaults"
 
     @property

@@ -224,6 +224,23 @@ class DirectoryClient:
         answer = self.request("POST", f"/peers/{quote(peer_id)}/unreachable", json={}, auth=True)
         return (answer or {}).get("status")
 
+    def keys(self):
+        """GET /keys: the directory's ticket-signing public keys, [{kid, alg, public_key}]."""
+        return (self.request("GET", "/keys") or {}).get("keys") or []
+
+    def ticket(self, sha256, purpose="download", holder=None, size=None):
+        """POST /tickets: (ticket, expires_at) for one transfer; with the session's token when there is one.
+
+        Without a token only an open network's directory grants (download) tickets.
+        """
+        body = {"sha256": sha256, "purpose": purpose}
+        if holder is not None:
+            body["holder"] = holder
+        if size is not None:
+            body["size"] = size
+        answer = self.request("POST", "/tickets", json=body, auth=bool(self.token)) or {}
+        return answer["ticket"], answer.get("expires_at")
+
     def report_corrupt(self, peer_id, sha256):
         """POST /peers/{id}/files/{sha256}/corrupt: peer_id served bytes that are not sha256."""
         return self.request("POST", f"/peers/{quote(peer_id)}/files/{sha256}/corrupt", json={}, auth=True)
