@@ -7,8 +7,6 @@ import hashlib
 import json
 import logging
 import os
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from click.testing import CliRunner
@@ -17,39 +15,11 @@ import peer_node.cli as cli
 from peer_node import session
 from peer_node.transfer import DownloadResult
 from tests.fixtures.peer import flip_bytes
+from tests.fixtures.stub_directory import StubDirectory, stub_directory
 
 PIECE = 64 * 1024
 DATA = os.urandom(8 * PIECE + 5)
 SHA = hashlib.sha256(DATA).hexdigest()
-
-
-class StubDirectory(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    record = None
-    reports = []
-    report_status = 202
-
-    def log_message(self, *args):
-        pass
-
-    def _send(self, status, body=None):
-        data = b"" if body is None else json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/problem+json" if status >= 400 else "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_GET(self):
-        if self.path == f"/api/v1/files/{SHA}":
-            return self._send(200, StubDirectory.record)
-        self._send(404, {"title": "Not Found", "status": 404, "detail": self.path})
-
-    def do_POST(self):
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        StubDirectory.reports.append((self.path, self.headers.get("Authorization")))
-        status = StubDirectory.report_status
-        self._send(status, None if status < 400 else {"title": "no", "status": status, "detail": "refused"})
 
 
 @pytest.fixture
@@ -58,12 +28,8 @@ def stub(monkeypatch, tmp_path):
     for var in list(os.environ):
         if var.startswith("P2P_"):
             monkeypatch.delenv(var)
-    StubDirectory.reports, StubDirectory.report_status = [], 202
-    server = ThreadingHTTPServer(("127.0.0.1", 0), StubDirectory)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with stub_directory() as url:
+        yield url
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 import peer_node.cli as cli
 from peer_node.progress import Progress, human_size
 from peer_node.swarm_state import SwarmProgress
+from tests.fixtures.stub_directory import stub_directory
 
 MiB = 2**20
 
@@ -129,17 +130,14 @@ def test_put_without_json_says_one_line_on_stdout(runner, inproc_peer_factory, t
     assert result.exit_code == 0 and result.stdout.startswith("uploaded up.bin (1000 bytes")
 
 
-def test_get_shows_progress_and_holder_lines(runner, inproc_peer_factory, tmp_path, monkeypatch):
-    from peer_node.transfer import FileRecord, Holder
-
+def test_get_shows_progress_and_holder_lines(runner, inproc_peer_factory, tmp_path):
     data = os.urandom(2 * MiB)
     peer = inproc_peer_factory({"d.bin": data})
     entry = peer.folder.by_name("d.bin")
-    record = FileRecord(entry.sha256, entry.size, "d.bin", [Holder("alice", peer.address)],
-                        entry.piece_size, entry.pieces)
-    monkeypatch.setattr(cli, "find_file", lambda directory, ref: record)  # the directory is not under test
-    result = runner.invoke(cli.main, ["get", entry.sha256, "--out", str(tmp_path / "d.bin"),
-                                      "--directory", "http://127.0.0.1:9"])
+    record = {"sha256": entry.sha256, "size": entry.size, "names": ["d.bin"], "piece_size": entry.piece_size,
+              "pieces": entry.pieces, "holders": [{"peer_id": "alice", "grpc_address": peer.address}]}
+    with stub_directory(record) as url:
+        result = runner.invoke(cli.main, ["get", entry.sha256, "--out", str(tmp_path / "d.bin"), "--directory", url])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "d.bin").read_bytes() == data
     assert "holder alice: active" in result.stderr and "d.bin: 100.0%" in result.stderr
