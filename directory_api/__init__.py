@@ -68,7 +68,7 @@ def create_app(config: Mapping[str, Any] | DirectoryConfig, *, clock: Callable[[
     from .liveness import LeaseRenewals, Liveness, Sweeper
     from .replication import Planner
     from .store import Store
-    from .views import dashboard, docs, files, meta, peers, replication, session
+    from .views import dashboard, docs, files, meta, peers, replication, session, trust
     from .views.api import DirectoryOpenAPI
     from .views.problems import register_error_handlers
 
@@ -91,7 +91,7 @@ def create_app(config: Mapping[str, Any] | DirectoryConfig, *, clock: Callable[[
 
     register_error_handlers(app)
     app.before_request(auth.enforce)
-    for module in (session, peers, files, replication, meta):
+    for module in (session, peers, files, replication, meta, trust):
         app.register_api(module.bp, url_prefix=API_PREFIX)
     app.register_blueprint(docs.bp, url_prefix=API_PREFIX)
     app.register_blueprint(dashboard.bp)  # at the root: the page people open

@@ -199,6 +199,14 @@ class LoginRequest(Body):
         return unique_names(files)
 
 
+class DirectoryKey(BaseModel):
+    """The directory's public key that transfer tickets verify with."""
+
+    kid: str = Field(description="the key's id, named by every ticket it signs")
+    alg: str = Field(json_schema_extra={"enum": ["Ed25519"]})
+    public_key: str = Field(description="the raw 32-byte public key, base64url without padding")
+
+
 class LoginAnswer(BaseModel):
     """A fresh token for the Authorization header."""
 
@@ -206,6 +214,8 @@ class LoginAnswer(BaseModel):
     peer_id: str
     lease_s: float
     registered: bool
+    directory_key: DirectoryKey
+    client: bool = Field(False, description="true for a client session (a login without grpc_address)")
 
 
 class HeartbeatRequest(Body):
@@ -437,3 +447,6 @@ class Problem(BaseModel):
     status: int
     detail: str
     field: str | None = Field(None, description="the invalid input, as a JSON path like files[3].name")
+
+
+from .trust import *  # noqa: E402,F401,F403  (issue 12: keys, tickets; at the end: it imports from here)

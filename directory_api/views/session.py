@@ -57,7 +57,8 @@ def login(body: LoginRequest):
     ctx.store.start_session(body.peer_id, auth.token_hash(token), body.grpc_address, now,
                             accept_uploads=body.accept_uploads, free_bytes=body.free_bytes, files_=entries)
     log.info("peer %s logged in (registered=%s) at %s", body.peer_id, registered, body.grpc_address)
-    return jsonify(token=token, peer_id=body.peer_id, lease_s=ctx.config.lease_s, registered=registered)
+    return jsonify(token=token, peer_id=body.peer_id, lease_s=ctx.config.lease_s, registered=registered,
+                   directory_key=ctx.signer.public(), client=False)
 
 
 @operation(bp, "POST", "/logout", operation_id="logout", answers={204: None}, auth_mode=auth.PEER)
