@@ -65,6 +65,8 @@ class DirectoryConfig:
     # The PEM file of the Ed25519 key transfer tickets are signed with (created when missing);
     # None: beside the SQLite file, or kept in the PostgreSQL database (see keys.py).
     ticket_key_file: str | None = None
+    # issue 12: seconds a client session (a login without grpc_address) lasts.
+    client_session_s: float = 3600.0
 
     def __post_init__(self):
         if not isinstance(self.host, str) or not self.host.strip():
@@ -86,6 +88,7 @@ class DirectoryConfig:
         _positive("header_timeout_s", self.header_timeout_s)
         if not isinstance(self.metrics, bool):
             raise ConfigError(f"metrics: must be true or false, got {self.metrics!r}")
+        _positive("client_session_s", self.client_session_s)
         for name in ("max_pending_per_peer", "max_plans_per_heartbeat", "max_body_bytes", "max_files_per_call",
                      "workers", "threads"):
             value = getattr(self, name)
@@ -250,6 +253,8 @@ SETTINGS: tuple[Setting, ...] = (
             "of a network the same one", default_help="beside the SQLite file, or in the PostgreSQL database"),
     Setting("metrics", "--metrics", "DIRECTORY_METRICS", parse_switch, "on|off",
             "serve GET /metrics and count requests", default_help="on"),
+    Setting("client_session_s", "--client-session", "DIRECTORY_CLIENT_SESSION_S", parse_seconds, "SECONDS",
+            "seconds a client session (a login without grpc_address) lasts"),
 )
 SETTINGS_BY_FIELD = {s.field: s for s in SETTINGS}
 

@@ -86,6 +86,7 @@ class Liveness:
         store.record_lapsed(self.live_since(now), self.lease_s, now - self.lease_s - self.dead_after_s)
         dead = store.delete_dead_peers(now - self.lease_s - self.dead_after_s)
         store.forget_silent_processes(now - self.lease_s - self.dead_after_s)
+        store.drop_expired_client_sessions(now)
         if copies or dead:
             log.info("sweep removed %s dead peer(s) and %s expired copy plan(s)", dead, copies)
         return dead, copies

@@ -182,11 +182,14 @@ class PublishQuery(Params):
 
 
 class LoginRequest(Body):
-    """Log in (a new peer_id registers with this secret)."""
+    """Log in (a new peer_id registers with this secret); without grpc_address, a client session."""
 
     peer_id: PeerId
     secret: str = Field(min_length=1, max_length=MAX_SECRET_CHARS, pattern=NO_NUL_PATTERN)
-    grpc_address: GrpcAddress
+    grpc_address: GrpcAddress | None = Field(
+        None, description="where this peer serves gRPC; absent or null opens a client session (search, tickets, "
+                          "reports): never live, no lease, no index, so files, accept_uploads and free_bytes "
+                          "are then refused (422)")
     files: list[FileEntry] | None = Field(
         None, description=f"the whole index, for small ones ({UNIQUE_NAMES}); absent or null keeps the previous "
                           "one. A big index goes up in pages with PUT /peers/{peer_id}/files?generation=...")

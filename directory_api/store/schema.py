@@ -307,3 +307,16 @@ def _fill_ring(conn: Connection) -> None:
     if ids:
         conn.execute(update(peers).where(peers.c.peer_id == bindparam("pid")).values(ring=bindparam("r")),
                      [{"pid": i, "r": ring_key(i)} for i in ids])
+
+client_sessions = Table(
+    "p2p_client_sessions",
+    metadata,
+    # A login without grpc_address (issue 12): a token of a registered peer_id for the client calls
+    # (tickets, reports) that never makes the peer live and never touches its peer session.
+    Column("token_hash", String(64), primary_key=True),
+    Column("peer_id", String(64), ForeignKey("p2p_peers.peer_id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Index("p2p_client_sessions_expires", "expires_at"),
+    Index("p2p_client_sessions_peer", "peer_id"),
+)

@@ -33,6 +33,7 @@ ERRORS = {
     405: "method not allowed",
     409: "conflicts with what the directory holds (e.g. a page out of order)",
     413: "the body, a string, an array or the file list is too large",
+    422: "valid fields that break a rule together: `field` names the one at fault",
     429: "too many attempts: wait Retry-After seconds",
     500: "the directory failed (the operator's log has the cause)",
     503: "the store cannot answer now; try again",

@@ -6,7 +6,7 @@ import logging
 from flask import current_app, g, jsonify
 
 from .. import auth
-from ..errors import Unauthorized
+from ..errors import Unauthorized, Unprocessable
 from ..schemas import HeartbeatAnswer, HeartbeatRequest, LoginAnswer, LoginRequest
 from .api import blueprint, operation
 from .peers import bounded_rows
@@ -34,11 +34,14 @@ def _ctx():
     return current_app.extensions["p2p"]
 
 
-@operation(bp, "POST", "/login", operation_id="login", answers={200: LoginAnswer}, errors=(401,),
+@operation(bp, "POST", "/login", operation_id="login", answers={200: LoginAnswer}, errors=(401, 422),
            links=_AFTER_LOGIN)
 def login(body: LoginRequest):
-    """Register a new peer_id or log a known one in; answers a fresh token."""
+    """Register a new peer_id or log a known one in; answers a fresh token (a client session without grpc_address)."""
     ctx = _ctx()
+    client = body.grpc_address is None
+    if client:
+        _no_peer_fields(body)
     entries = None
     if body.files is not None:
         entries = bounded_rows(body.files)
@@ -54,17 +57,33 @@ def login(body: LoginRequest):
     if not registered and (stored is None or not auth.secret_matches(stored, body.secret)):
         raise Unauthorized(f"wrong secret for peer {body.peer_id}")
     token = auth.new_token()
-    ctx.store.start_session(body.peer_id, auth.token_hash(token), body.grpc_address, now,
-                            accept_uploads=body.accept_uploads, free_bytes=body.free_bytes, files_=entries)
-    log.info("peer %s logged in (registered=%s) at %s", body.peer_id, registered, body.grpc_address)
+    if client:
+        # A row of its own: the peer's live session, if it runs one, is left exactly as it was.
+        ctx.store.start_client_session(body.peer_id, auth.token_hash(token), now, now + ctx.config.client_session_s)
+        log.info("peer %s opened a client session (registered=%s)", body.peer_id, registered)
+    else:
+        ctx.store.start_session(body.peer_id, auth.token_hash(token), body.grpc_address, now,
+                                accept_uploads=body.accept_uploads, free_bytes=body.free_bytes, files_=entries)
+        log.info("peer %s logged in (registered=%s) at %s", body.peer_id, registered, body.grpc_address)
     return jsonify(token=token, peer_id=body.peer_id, lease_s=ctx.config.lease_s, registered=registered,
-                   directory_key=ctx.signer.public(), client=False)
+                   directory_key=ctx.signer.public(), client=client)
 
 
-@operation(bp, "POST", "/logout", operation_id="logout", answers={204: None}, auth_mode=auth.PEER)
+def _no_peer_fields(body: LoginRequest) -> None:
+    """422 if a client login carries what only a running peer has (an index, upload capacity)."""
+    for name in ("files", "accept_uploads", "free_bytes"):
+        if name in body.model_fields_set and getattr(body, name) is not None:
+            raise Unprocessable(name, "only a peer logging in with grpc_address has it; a client session "
+                                      "(no grpc_address) holds no files and takes no uploads")
+
+
+@operation(bp, "POST", "/logout", operation_id="logout", answers={204: None}, auth_mode=auth.CLIENT)
 def logout():
-    """End the caller's session: it vanishes from search at once."""
+    """End the caller's session: a peer vanishes from search at once; a client session just ends."""
     ctx = _ctx()
+    if g.client:
+        ctx.store.end_client_session(auth.token_hash(auth.bearer_token()))
+        return "", 204
     with ctx.store.write() as conn:
         ctx.store.end_session(g.peer_id, ctx.liveness.dead_mark(), conn=conn)
         ctx.store.record_removal(g.peer_id, LOGOUT, ctx.liveness.now(), conn=conn)
@@ -84,6 +103,8 @@ def heartbeat(body: HeartbeatRequest):
                                    accept_uploads=body.accept_uploads,
                                    set_free_bytes="free_bytes" in body.model_fields_set)
     if session is None:
+        if ctx.store.authenticate_client(auth.token_hash(token), now) is not None:
+            raise Unauthorized("client sessions do not heartbeat: a peer logs in with grpc_address")
         raise Unauthorized("unknown or expired token: log in again")
     replicate = ctx.planner.on_heartbeat(session, now)
     return jsonify(lease_s=ctx.config.lease_s, replicate=replicate)
