@@ -81,10 +81,11 @@ def create_app(config: Mapping[str, Any] | DirectoryConfig, *, clock: Callable[[
     store = Store(cfg.database_url)
     store.create_schema()
     liveness = Liveness(cfg, clock=clock)
-    ctx = DirectoryContext(cfg, store, liveness, Planner(cfg, store, liveness),
+    signer = load_signer(cfg, store)
+    ctx = DirectoryContext(cfg, store, liveness, Planner(cfg, store, liveness, signer=signer),
                            leases=LeaseRenewals(liveness, store, cfg.lease_flush_s),
                            clock_watch=ClockWatch(store, cfg.process_beat_s, clock=clock),
-                           signer=load_signer(cfg, store))
+                           signer=signer)
     if cfg.sweep:
         ctx.sweeper = Sweeper(liveness, store, cfg.sweep_every_s, name=ctx.clock_watch.name)
     app.extensions["p2p"] = ctx

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from .config import SETTINGS, SETTINGS_BY_FIELD, DirectoryConfig, load_config
+from .config import SETTINGS, SETTINGS_BY_FIELD, DirectoryConfig, load_config, parse_switch
 from .errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -22,8 +22,10 @@ def setting_options(fields):
     def decorate(f):
         for name in reversed(fields):
             setting = SETTINGS_BY_FIELD[name]
+            # A switch given alone (--open-downloads) means on; --open-downloads off still works.
+            bare = {"is_flag": False, "flag_value": "on"} if setting.parse is parse_switch else {}
             f = click.option(setting.flag, setting.field, default=None, metavar=setting.metavar,
-                             help=setting.help_text)(f)
+                             help=setting.help_text, **bare)(f)
         return f
 
     return decorate

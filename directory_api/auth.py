@@ -59,11 +59,30 @@ def mark(view, mode: str) -> None:
     setattr(view, _MODE_ATTR, mode)
 
 
+_ANONYMOUS_ATTR = "p2p_anonymous_when"
+
+
+def anonymous_when(setting: str):
+    """Decorator (below operation): with the boolean config field `setting` on, a request without an
+    Authorization header passes as anonymous (g.peer_id None); the view decides what it may have."""
+
+    def decorate(view):
+        setattr(view, _ANONYMOUS_ATTR, setting)
+        return view
+
+    return decorate
+
+
 def enforce() -> None:
     """before_request: authenticate the request as its endpoint's auth mode says (nothing if unmarked)."""
     view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
     mode = getattr(view, _MODE_ATTR, None)
     if mode is None:
+        return
+    open_when = getattr(view, _ANONYMOUS_ATTR, None)
+    if open_when and "Authorization" not in request.headers \
+            and getattr(current_app.extensions["p2p"].config, open_when, False):
+        g.peer_id, g.client = None, True
         return
     token = bearer_token()
     if mode == BEARER:

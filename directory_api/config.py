@@ -67,6 +67,8 @@ class DirectoryConfig:
     ticket_key_file: str | None = None
     # issue 12: seconds a client session (a login without grpc_address) lasts.
     client_session_s: float = 3600.0
+    # issue 12: download tickets for anyone who asks (a public network); uploads always need a session.
+    open_downloads: bool = False
 
     def __post_init__(self):
         if not isinstance(self.host, str) or not self.host.strip():
@@ -89,6 +91,8 @@ class DirectoryConfig:
         if not isinstance(self.metrics, bool):
             raise ConfigError(f"metrics: must be true or false, got {self.metrics!r}")
         _positive("client_session_s", self.client_session_s)
+        if not isinstance(self.open_downloads, bool):
+            raise ConfigError(f"open_downloads: must be true or false, got {self.open_downloads!r}")
         for name in ("max_pending_per_peer", "max_plans_per_heartbeat", "max_body_bytes", "max_files_per_call",
                      "workers", "threads"):
             value = getattr(self, name)
@@ -255,6 +259,9 @@ SETTINGS: tuple[Setting, ...] = (
             "serve GET /metrics and count requests", default_help="on"),
     Setting("client_session_s", "--client-session", "DIRECTORY_CLIENT_SESSION_S", parse_seconds, "SECONDS",
             "seconds a client session (a login without grpc_address) lasts"),
+    Setting("open_downloads", "--open-downloads", "DIRECTORY_OPEN_DOWNLOADS", parse_switch, "on|off",
+            "give download tickets without a session (a public network; uploads always need one)",
+            default_help="off"),
 )
 SETTINGS_BY_FIELD = {s.field: s for s in SETTINGS}
 

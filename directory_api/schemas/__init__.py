@@ -242,6 +242,9 @@ class CopyOrder(BaseModel):
     name: str
     to_peer_id: str
     to_address: str
+    size: int = Field(ge=0, description="the file's size, which the upload header must announce")
+    ticket: str = Field(description="upload ticket for this push (sub: the sender, aud: to_peer_id): send it "
+                                    "as gRPC metadata authorization: Bearer <ticket>")
 
 
 class HeartbeatAnswer(BaseModel):

@@ -150,3 +150,21 @@ def test_metrics_switch(served, args, env, expected):
     result, [cfg] = served(args, env)
     assert result.exit_code == 0, result.output
     assert cfg.metrics is expected
+
+
+@pytest.mark.parametrize("args, env, expected", [([], {}, False), (["--open-downloads"], {}, True),
+                                                 (["--open-downloads", "off"], {}, False),
+                                                 ([], {"DIRECTORY_OPEN_DOWNLOADS": "1"}, True),
+                                                 (["--open-downloads", "--lease", "3"], {}, True)])
+def test_open_downloads_switch(served, args, env, expected):
+    result, [cfg] = served(args, env)
+    assert result.exit_code == 0, result.output
+    assert cfg.open_downloads is expected
+
+
+@pytest.mark.parametrize("args, env, expected", [([], {}, 3600.0), (["--client-session", "60"], {}, 60.0),
+                                                 ([], {"DIRECTORY_CLIENT_SESSION_S": "5"}, 5.0)])
+def test_client_session_setting(served, args, env, expected):
+    result, [cfg] = served(args, env)
+    assert result.exit_code == 0, result.output
+    assert cfg.client_session_s == expected

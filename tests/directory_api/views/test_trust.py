@@ -1,8 +1,10 @@
 """The trust blueprint (issue 12): the directory's keys, client sessions, tickets."""
+import time
+
 import pytest
 
 from protos import tickets
-from tests.fixtures.directory import entry
+from tests.fixtures.directory import entry, sha
 
 GOOD = {"peer_id": "alice", "secret": "pw", "grpc_address": "127.0.0.1:50051"}
 
@@ -79,3 +81,108 @@ def test_a_client_session_expires(make_app, clock):
     clock.advance(61)
     r = client.post("/api/v1/logout", headers=_bearer(token))
     assert r.status_code == 401 and "expired" in r.get_json()["detail"]
+
+
+# --- tickets ---------------------------------------------------------------------------------
+
+
+def _claims(app, ticket, purpose=tickets.DOWNLOAD, sha256=None, me=None, size=None):
+    key = app.extensions["p2p"].signer.key.public_key()
+    return tickets.verify(ticket, {tickets.key_id(key): key}, time.time(), purpose=purpose, sha256=sha256, me=me,
+                          size=size)
+
+
+def _ask(client, token=None, **body):
+    return client.post("/api/v1/tickets", json=body, headers=_bearer(token) if token else {})
+
+
+def test_a_download_ticket_names_the_caller_and_the_file(app, client, peer_client):
+    bob = peer_client("bob", files=[entry("a.txt")])
+    token = client.post("/api/v1/login", json=CLIENT).get_json()["token"]  # a client session may ask
+    r = _ask(client, token, sha256=sha("a.txt"))
+    assert r.status_code == 200
+    body = r.get_json()
+    claims = _claims(app, body["ticket"], sha256=sha("a.txt"), me="anyone")
+    assert (claims.sub, claims.pur, claims.aud, claims.exp) == ("alice", "download", None, body["expires_at"])
+    assert isinstance(body["expires_at"], int) and body["expires_at"] > time.time()
+    # naming the holder makes it the only peer that may serve it
+    named = _ask(client, bob.token, sha256=sha("a.txt"), holder="bob").get_json()["ticket"]
+    claims = _claims(app, named, sha256=sha("a.txt"), me="bob")
+    assert (claims.sub, claims.aud) == ("bob", "bob")
+
+
+def test_a_download_ticket_needs_a_live_holder(make_app, clock):
+    app = make_app(clock=clock)
+    client = app.test_client()
+    from tests.fixtures.directory import PeerClient
+
+    bob = PeerClient(client, "bob", files=[entry("a.txt")])
+    PeerClient(client, "carol")
+    r = _ask(client, bob.token, sha256=sha("other"))
+    assert r.status_code == 404 and r.mimetype == "application/problem+json"
+    r = _ask(client, bob.token, sha256=sha("a.txt"), holder="carol")
+    assert r.status_code == 404 and "carol does not hold" in r.get_json()["detail"]
+    token = client.post("/api/v1/login", json=CLIENT).get_json()["token"]
+    clock.advance(5)  # bob's lease lapses
+    assert _ask(client, token, sha256=sha("a.txt")).status_code == 404
+
+
+def test_without_a_session_only_an_open_network_gives_download_tickets(make_app):
+    closed = make_app().test_client()
+    from tests.fixtures.directory import PeerClient
+
+    PeerClient(closed, "bob", files=[entry("a.txt")])
+    assert _ask(closed, sha256=sha("a.txt")).status_code == 401
+    assert _ask(closed, "forged", sha256=sha("a.txt")).status_code == 401
+
+
+def test_an_open_network_gives_anonymous_download_tickets(tmp_path, make_app):
+    app = make_app(open_downloads=True, database_url=f"sqlite:///{tmp_path}/open.db")
+    client = app.test_client()
+    from tests.fixtures.directory import PeerClient
+
+    PeerClient(client, "bob", files=[entry("a.txt")])
+    r = _ask(client, sha256=sha("a.txt"))
+    assert r.status_code == 200
+    assert _claims(app, r.get_json()["ticket"], sha256=sha("a.txt")).sub == "anonymous"
+    r = _ask(client, sha256=sha("a.txt"), purpose="upload", holder="bob")
+    assert r.status_code == 401  # uploads always need a session
+    assert _ask(client, "forged", sha256=sha("a.txt")).status_code == 401  # a bad token stays an error
+
+
+def test_an_upload_ticket_names_the_target_and_the_size(app, client, peer_client):
+    bob = peer_client("bob", files=[entry("a.txt", size=10)])
+    peer_client("carol")
+    token = client.post("/api/v1/login", json=CLIENT).get_json()["token"]
+    known = _ask(client, token, sha256=sha("a.txt"), purpose="upload", holder="carol").get_json()["ticket"]
+    claims = _claims(app, known, tickets.UPLOAD, sha("a.txt"), me="carol", size=10)
+    assert (claims.sub, claims.aud, claims.size) == ("alice", "carol", 10)
+    new = _ask(client, bob.token, sha256=sha("new"), purpose="upload", holder="carol", size=7).get_json()["ticket"]
+    assert _claims(app, new, tickets.UPLOAD, sha("new"), me="carol", size=7).size == 7
+
+
+@pytest.mark.parametrize("body,status,field", [
+    ({"holder": None}, 422, "holder"),
+    ({}, 422, "holder"),
+    ({"holder": "nobody"}, 409, None),
+    ({"holder": "dave"}, 409, None),  # does not accept uploads
+    ({"holder": "carol", "sha256": sha("new")}, 422, "size"),
+    ({"holder": "carol", "size": 11}, 422, "size"),  # the directory knows it with size 10
+])
+def test_upload_tickets_refused(client, peer_client, body, status, field):
+    bob = peer_client("bob", files=[entry("a.txt", size=10)])
+    peer_client("carol")
+    peer_client("dave", accept_uploads=False)
+    r = _ask(client, bob.token, **{"sha256": sha("a.txt"), "purpose": "upload", **body})
+    assert r.status_code == status and r.mimetype == "application/problem+json", r.get_json()
+    assert r.get_json().get("field") == field
+
+
+@pytest.mark.parametrize("body,field", [
+    ({}, "sha256"), ({"sha256": "x"}, "sha256"), ({"sha256": "a" * 64, "purpose": "steal"}, "purpose"),
+    ({"sha256": "a" * 64, "holder": "bad id"}, "holder"), ({"sha256": "a" * 64, "size": -1}, "size"),
+])
+def test_ticket_requests_are_validated(client, peer_client, body, field):
+    bob = peer_client("bob")
+    r = _ask(client, bob.token, **body)
+    assert r.status_code == 400 and r.get_json()["field"] == field
