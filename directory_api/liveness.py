@@ -77,18 +77,20 @@ class Liveness:
         return "removed"
 
     def sweep(self, store: Store) -> tuple[int, int]:
-        """Delete long-dead peers, pending copies past their deadline or between peers that are
-        no longer live, and the rows of directory processes long silent; returns (peers,
-        copies) deleted."""
+        """Forget long-dead peers' sessions and indexes (never their peer_id and secret), pending
+        copies past their deadline or between peers that are no longer live, expired client
+        sessions and the rows of directory processes long silent; returns (peers reaped, copies
+        deleted)."""
         now = self.now()
         copies = store.drop_expired_copies(now, self.live_since(now))
         # Before the delete: a peer whose lease lapsed since the last sweep is still there to see.
         store.record_lapsed(self.live_since(now), self.lease_s, now - self.lease_s - self.dead_after_s)
-        dead = store.delete_dead_peers(now - self.lease_s - self.dead_after_s)
+        # Their sessions and indexes go; their peer_id and secret stay (forget-peer releases one).
+        dead = store.reap_dead_peers(now - self.lease_s - self.dead_after_s)
         store.forget_silent_processes(now - self.lease_s - self.dead_after_s)
         store.drop_expired_client_sessions(now)
         if copies or dead:
-            log.info("sweep removed %s dead peer(s) and %s expired copy plan(s)", dead, copies)
+            log.info("sweep reaped %s long-dead peer(s) and removed %s expired copy plan(s)", dead, copies)
         return dead, copies
 
 

@@ -73,7 +73,10 @@ def test_sweep_deletes_only_long_dead(tmp_path):
         store.start_session(pid, f"t-{pid}", "127.0.0.1:1", seen)
     store.add_pending_copy("a" * 64, "x", 1, "fresh", "recent-dead", now - 100, now - 1)
     assert lv.sweep(store) == (1, 1)
-    assert store.peer("ancient") is None and store.peer("recent-dead") is not None
+    assert store.peer("recent-dead")["last_seen"] == now - 50
+    # the ancient peer's session is gone, its name and secret stay
+    assert store.peer("ancient")["last_seen"] == 0 and store.secret_hash("ancient") == "h"
+    assert store.authenticate("t-ancient", 0) is None
     store.dispose()
 
 
@@ -92,9 +95,10 @@ class ObservedSweeper(Sweeper):
 def test_sweeper_thread_runs_and_stops(tmp_path):
     store, clock = _store(tmp_path), FakeClock()
     store.register_peer("ancient", "h", clock() - 1000)
+    store.start_session("ancient", "t", "127.0.0.1:1", clock() - 1000)
     sweeper = ObservedSweeper(Liveness(DirectoryConfig(lease_s=1), clock=clock), store, 0.05).start()
     assert sweeper.swept.wait(5)
-    assert store.peer("ancient") is None
+    assert store.peer("ancient")["last_seen"] == 0 and store.secret_hash("ancient") == "h"
     sweeper.stop()
     assert not sweeper.running
     store.dispose()

@@ -168,3 +168,26 @@ def test_client_session_setting(served, args, env, expected):
     result, [cfg] = served(args, env)
     assert result.exit_code == 0, result.output
     assert cfg.client_session_s == expected
+
+
+def test_forget_peer_releases_a_registered_peer_id(tmp_path):
+    from directory_api.store import Store
+
+    url = f"sqlite:///{tmp_path}/d.db"
+    store = Store(url)
+    store.create_schema()
+    store.register_peer("alice", "hash", 1.0)
+    result = CliRunner().invoke(cli_main.cli, ["forget-peer", "--database", url, "alice"], env=UNSET)
+    assert result.exit_code == 0, result.output
+    assert "forgot peer alice" in result.output
+    assert store.secret_hash("alice") is None and store.register_peer("alice", "new", 2.0)
+    store.dispose()
+
+
+def test_forget_peer_of_an_unknown_id_is_one_line_and_fails(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path}/d.db"
+    with pytest.raises(SystemExit) as exit_:
+        cli_main.main(["forget-peer", "--database", url, "nobody"])
+    assert exit_.value.code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["p2p-directory: no peer 'nobody' is registered in this database"]
