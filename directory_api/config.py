@@ -69,6 +69,10 @@ class DirectoryConfig:
     client_session_s: float = 3600.0
     # issue 12: download tickets for anyone who asks (a public network); uploads always need a session.
     open_downloads: bool = False
+    # issue 12: failed logins a minute past which a login is refused (429), per peer_id and per
+    # client address, across every process of the database (logins.py); 0: no limit.
+    login_failures_per_minute: int = 5
+    login_failures_per_address: int = 20
 
     def __post_init__(self):
         if not isinstance(self.host, str) or not self.host.strip():
@@ -93,6 +97,10 @@ class DirectoryConfig:
         _positive("client_session_s", self.client_session_s)
         if not isinstance(self.open_downloads, bool):
             raise ConfigError(f"open_downloads: must be true or false, got {self.open_downloads!r}")
+        for name in ("login_failures_per_minute", "login_failures_per_address"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ConfigError(f"{name}: must be an integer >= 0, got {value!r}")
         for name in ("max_pending_per_peer", "max_plans_per_heartbeat", "max_body_bytes", "max_files_per_call",
                      "workers", "threads"):
             value = getattr(self, name)
@@ -199,6 +207,14 @@ def parse_switch(raw: str) -> bool:
     raise ValueError(f"must be on or off, got {raw!r}")
 
 
+def parse_limit(raw: str) -> int:
+    """A limit: an integer >= 0 (0 = no limit)."""
+    value = _int(raw)
+    if value < 0:
+        raise ValueError(f"must be an integer >= 0, got {value}")
+    return value
+
+
 def _int(raw: str) -> int:
     try:
         return int(raw.strip())
@@ -262,6 +278,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("open_downloads", "--open-downloads", "DIRECTORY_OPEN_DOWNLOADS", parse_switch, "on|off",
             "give download tickets without a session (a public network; uploads always need one)",
             default_help="off"),
+    Setting("login_failures_per_minute", "--login-failures-per-minute", "DIRECTORY_LOGIN_FAILURES_PER_MINUTE",
+            parse_limit, "N", "failed logins a minute of one peer_id before 429 (0 = no limit)"),
+    Setting("login_failures_per_address", "--login-failures-per-address",
+            "DIRECTORY_LOGIN_FAILURES_PER_ADDRESS", parse_limit, "N",
+            "failed logins a minute from one client address before 429 (0 = no limit)"),
 )
 SETTINGS_BY_FIELD = {s.field: s for s in SETTINGS}
 

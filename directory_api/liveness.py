@@ -89,6 +89,7 @@ class Liveness:
         dead = store.reap_dead_peers(now - self.lease_s - self.dead_after_s)
         store.forget_silent_processes(now - self.lease_s - self.dead_after_s)
         store.drop_expired_client_sessions(now)
+        store.drop_old_login_failures(now - 60.0)  # the limiter's window (logins.WINDOW_S)
         if copies or dead:
             log.info("sweep reaped %s long-dead peer(s) and removed %s expired copy plan(s)", dead, copies)
         return dead, copies

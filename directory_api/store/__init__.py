@@ -16,7 +16,8 @@ PostgreSQL (pg_trgm GIN index). A module per table family, composed into one ``S
 - ``keys``: the ticket-signing key, when the database keeps it;
 - ``removals``: why peers left (lease lapsed, unreachable report, logout), the newest kept;
 - ``overview``: counts for /metrics and the dashboard's short lists.
-- ``clients``: client sessions (a login without grpc_address); ``tickets``: what a ticket is granted on.
+- ``clients``: client sessions (a login without grpc_address); ``tickets``: what a ticket is granted on;
+  ``logins``: failed logins, counted across processes.
 
 Every method takes a keyword-only ``conn``: without it the method runs in its own short
 transaction; with it, inside the caller's (see ``Store.write``). Liveness is decided elsewhere:
@@ -30,6 +31,7 @@ from .clients import Clients
 from .cluster import Cluster
 from .copies import Copies
 from .keys import Keys
+from .logins import Logins
 from .overview import Overview
 from .removals import Removals
 from .search import Search
@@ -39,7 +41,7 @@ from .tickets import Tickets
 __all__ = ["Store", "PeerSession"]
 
 
-class Store(Sessions, Search, Copies, Cluster, Removals, Overview, Keys, Clients, Tickets):
+class Store(Sessions, Search, Copies, Cluster, Removals, Overview, Keys, Clients, Tickets, Logins):
     """The directory's persistent state behind one SQLAlchemy engine."""
 
     def create_schema(self) -> None:

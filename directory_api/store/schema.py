@@ -320,3 +320,16 @@ client_sessions = Table(
     Index("p2p_client_sessions_expires", "expires_at"),
     Index("p2p_client_sessions_peer", "peer_id"),
 )
+
+login_failures = Table(
+    "p2p_login_failures",
+    metadata,
+    # Failed logins of the last minute, per peer_id and per client address (issue 12): a table,
+    # not a process's memory, so that every directory process on this database (gunicorn workers,
+    # several machines behind a balancer) counts the same failures, with no other service to run.
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("key", String(320), nullable=False),  # "peer:<peer_id>" or "addr:<client address>"
+    Column("at", Float, nullable=False),
+    Index("p2p_login_failures_key_at", "key", "at"),
+    Index("p2p_login_failures_at", "at"),
+)

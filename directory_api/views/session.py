@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import logging
 
-from flask import current_app, g, jsonify
+from flask import current_app, g, jsonify, request
 
 from .. import auth
 from ..errors import Unauthorized, Unprocessable
+from ..logins import LoginLimiter
 from ..schemas import HeartbeatAnswer, HeartbeatRequest, LoginAnswer, LoginRequest
 from .api import blueprint, operation
 from .peers import bounded_rows
@@ -34,7 +35,7 @@ def _ctx():
     return current_app.extensions["p2p"]
 
 
-@operation(bp, "POST", "/login", operation_id="login", answers={200: LoginAnswer}, errors=(401, 422),
+@operation(bp, "POST", "/login", operation_id="login", answers={200: LoginAnswer}, errors=(401, 422, 429),
            links=_AFTER_LOGIN)
 def login(body: LoginRequest):
     """Register a new peer_id or log a known one in; answers a fresh token (a client session without grpc_address)."""
@@ -46,6 +47,9 @@ def login(body: LoginRequest):
     if body.files is not None:
         entries = bounded_rows(body.files)
     now = ctx.liveness.now()
+    limiter = LoginLimiter(ctx.config, ctx.store)
+    # Before any hashing: a refused guess costs the directory one read, no scrypt.
+    had_failures = limiter.check(body.peer_id, request.remote_addr, now)
     registered = False
     stored = ctx.store.secret_hash(body.peer_id)
     if stored is None:
@@ -55,7 +59,10 @@ def login(body: LoginRequest):
         if not registered:
             stored = ctx.store.secret_hash(body.peer_id)
     if not registered and (stored is None or not auth.secret_matches(stored, body.secret)):
+        limiter.failed(body.peer_id, request.remote_addr, now)
         raise Unauthorized(f"wrong secret for peer {body.peer_id}")
+    if had_failures:
+        limiter.succeeded(body.peer_id)
     token = auth.new_token()
     if client:
         # A row of its own: the peer's live session, if it runs one, is left exactly as it was.

@@ -191,3 +191,20 @@ def test_forget_peer_of_an_unknown_id_is_one_line_and_fails(tmp_path, capsys):
     assert exit_.value.code == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["p2p-directory: no peer 'nobody' is registered in this database"]
+
+
+@pytest.mark.parametrize("args, env, expected", [
+    ([], {}, (5, 20)), (["--login-failures-per-minute", "0"], {}, (0, 20)),
+    ([], {"DIRECTORY_LOGIN_FAILURES_PER_MINUTE": "3", "DIRECTORY_LOGIN_FAILURES_PER_ADDRESS": "9"}, (3, 9)),
+])
+def test_login_failure_limits(served, args, env, expected):
+    result, [cfg] = served(args, env)
+    assert result.exit_code == 0, result.output
+    assert (cfg.login_failures_per_minute, cfg.login_failures_per_address) == expected
+
+
+@pytest.mark.parametrize("args", [["--login-failures-per-minute", "-1"], ["--login-failures-per-address", "x"]])
+def test_login_failure_limits_are_checked(served, args):
+    result, seen = served(args)
+    assert result.exit_code != 0 and seen == []
+    assert args[0] in str(result.exception) + result.output
