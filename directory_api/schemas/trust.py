@@ -28,7 +28,7 @@ class TicketRequest(Body):
                           "required (422 without), live and accepting uploads (409 otherwise)")
     size: Int64 | None = Field(
         None, description="upload of a file the directory does not index yet: its size (required then, 422 "
-                          "without); for a file it knows, the indexed size is used and a different one is 422")
+                          "without); for a file it knows, the indexed size is used")
 
 
 class TicketAnswer(BaseModel):

@@ -246,6 +246,8 @@ def create_schema(conn: Connection, dialect: str) -> None:
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_SCHEMA_LOCK})
     metadata.create_all(conn, checkfirst=True)
     _add_missing_columns(conn)
+    for index in ADDED_INDEXES:
+        index.create(conn, checkfirst=True)
     _rebuild_changed_indexes(conn)
     if dialect == "sqlite":
         for ddl in SQLITE_DDL:
@@ -333,3 +335,8 @@ login_failures = Table(
     Index("p2p_login_failures_key_at", "key", "at"),
     Index("p2p_login_failures_at", "at"),
 )
+
+# issue 12: a login's "is this address held by another live peer?" reads this index, not the table.
+peers_address = Index("p2p_peers_address", peers.c.grpc_address)
+# Indexes added to a table after it first shipped: create_schema makes them on an older database.
+ADDED_INDEXES = [peers_address]

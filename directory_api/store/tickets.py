@@ -1,4 +1,4 @@
-"""What the directory checks before it signs a transfer ticket (issue 12)."""
+"""What the directory checks before it signs a transfer ticket or lets a peer in at an address (issue 12)."""
 from __future__ import annotations
 
 from sqlalchemy import bindparam, select
@@ -15,8 +15,18 @@ _HOLDS = (
 )
 
 
+_ADDRESS_HOLDER = select(peers.c.peer_id).where(
+    peers.c.grpc_address == bindparam("a"), peers.c.last_seen >= bindparam("ls"), peers.c.peer_id != bindparam("me")
+).limit(1)
+
+
 class Tickets(StoreEngine):
-    """Facts a ticket is granted on: who holds a file now, and what size the index gives it."""
+    """Facts a ticket or a login is granted on: who holds a file now, its indexed size, who holds an address."""
+
+    @transactional("read_one")
+    def address_holder(self, address: str, live_since: float, other_than: str, *, conn: Connection) -> str | None:
+        """A live peer other than other_than that serves at address, or None."""
+        return conn.execute(_ADDRESS_HOLDER, {"a": address, "ls": live_since, "me": other_than}).scalar()
 
     @transactional("read_one")
     def indexed_size(self, sha256: str, *, conn: Connection) -> int | None:

@@ -6,7 +6,7 @@ import logging
 from flask import current_app, g, jsonify, request
 
 from .. import auth
-from ..errors import Unauthorized, Unprocessable
+from ..errors import Conflict, Unauthorized, Unprocessable
 from ..logins import LoginLimiter
 from ..schemas import HeartbeatAnswer, HeartbeatRequest, LoginAnswer, LoginRequest
 from .api import blueprint, operation
@@ -35,7 +35,7 @@ def _ctx():
     return current_app.extensions["p2p"]
 
 
-@operation(bp, "POST", "/login", operation_id="login", answers={200: LoginAnswer}, errors=(401, 422, 429),
+@operation(bp, "POST", "/login", operation_id="login", answers={200: LoginAnswer}, errors=(401, 409, 422, 429),
            links=_AFTER_LOGIN)
 def login(body: LoginRequest):
     """Register a new peer_id or log a known one in; answers a fresh token (a client session without grpc_address)."""
@@ -69,8 +69,15 @@ def login(body: LoginRequest):
         ctx.store.start_client_session(body.peer_id, auth.token_hash(token), now, now + ctx.config.client_session_s)
         log.info("peer %s opened a client session (registered=%s)", body.peer_id, registered)
     else:
-        ctx.store.start_session(body.peer_id, auth.token_hash(token), body.grpc_address, now,
-                                accept_uploads=body.accept_uploads, free_bytes=body.free_bytes, files_=entries)
+        with ctx.store.write() as conn:
+            # In the session's own transaction: two peer_ids logging in at one address cannot both win.
+            holder = ctx.store.address_holder(body.grpc_address, ctx.liveness.live_since(now), body.peer_id, conn=conn)
+            if holder is not None:
+                raise Conflict(f"{body.grpc_address} is the address of live peer {holder}: a peer_id cannot "
+                               "claim another live peer's address", field="grpc_address")
+            ctx.store.start_session(body.peer_id, auth.token_hash(token), body.grpc_address, now,
+                                    accept_uploads=body.accept_uploads, free_bytes=body.free_bytes, files_=entries,
+                                    conn=conn)
         log.info("peer %s logged in (registered=%s) at %s", body.peer_id, registered, body.grpc_address)
     return jsonify(token=token, peer_id=body.peer_id, lease_s=ctx.config.lease_s, registered=registered,
                    directory_key=ctx.signer.public(), client=client)

@@ -67,8 +67,6 @@ def issue_ticket(body: TicketRequest):
     size = ctx.store.indexed_size(body.sha256)
     if size is None and body.size is None:
         raise Unprocessable("size", "the directory does not index this file yet: give its size")
-    if size is not None and body.size is not None and body.size != size:
-        raise Unprocessable("size", f"the directory indexes this file with size {size}")
     ticket, expires = ctx.signer.issue(g.peer_id, body.sha256, tickets.UPLOAD, now, aud=body.holder,
                                        size=size if size is not None else body.size)
     return jsonify(ticket=ticket, expires_at=expires)

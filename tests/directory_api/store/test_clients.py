@@ -28,3 +28,12 @@ def test_ending_and_sweeping_client_sessions(store):
     store.start_client_session("a", "c3", NOW, NOW + 10)
     assert store.drop_expired_client_sessions(NOW + 50) == 1
     assert store.authenticate_client("c2", NOW + 50) == "a"
+
+
+def test_address_holder_is_a_live_other_peer(store):
+    add_peer(store, "a")
+    address = store.peer("a")["grpc_address"]
+    assert store.address_holder(address, LIVE, "b") == "a"
+    assert store.address_holder(address, LIVE, "a") is None
+    assert store.address_holder(address, NOW + 1, "b") is None  # a's lease is over
+    assert store.address_holder("127.0.0.1:1", LIVE, "b") is None

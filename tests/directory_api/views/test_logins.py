@@ -32,7 +32,7 @@ def test_past_the_limit_a_peer_id_gets_429_before_any_hashing(make_app, clock, h
     assert len(hashes) == checked, "a refused login must not hash the secret"
     assert r.headers["Retry-After"] == "55" and r.get_json()["retry_after"] == 55
     assert "alice" in r.get_json()["detail"]
-    assert _login(client, {**GOOD, "peer_id": "bob"}).status_code == 200  # another peer_id is not held up
+    assert _login(client, {**GOOD, "peer_id": "bob", "grpc_address": None}).status_code == 200  # not held up
     clock.advance(55)  # the first failure leaves the window
     assert _login(client, GOOD).status_code == 200
     assert _login(client, WRONG).status_code == 401  # the success cleared alice's count
@@ -42,11 +42,12 @@ def test_past_the_limit_a_peer_id_gets_429_before_any_hashing(make_app, clock, h
 def test_past_the_limit_an_address_gets_429_for_every_peer_id(make_app, clock, hashes):
     client = make_app(clock=clock, login_failures_per_address=3).test_client()
     for name in ("a", "b", "c"):
-        assert _login(client, {**GOOD, "peer_id": name}).status_code == 200
+        assert _login(client, {**GOOD, "peer_id": name, "grpc_address": None}).status_code == 200
         assert _login(client, {**WRONG, "peer_id": name}).status_code == 401
-    r = _login(client, {**GOOD, "peer_id": "d"})
+    r = _login(client, {**GOOD, "peer_id": "d", "grpc_address": None})
     assert r.status_code == 429 and "address 127.0.0.1" in r.get_json()["detail"]
-    other = client.post("/api/v1/login", json={**GOOD, "peer_id": "d"}, environ_base={"REMOTE_ADDR": "127.0.0.2"})
+    other = client.post("/api/v1/login", json={**GOOD, "peer_id": "d", "grpc_address": None},
+                        environ_base={"REMOTE_ADDR": "127.0.0.2"})
     assert other.status_code == 200
 
 
