@@ -73,6 +73,9 @@ class DirectoryConfig:
     # client address, across every process of the database (logins.py); 0: no limit.
     login_failures_per_minute: int = 5
     login_failures_per_address: int = 20
+    # issue 12: HTTPS with this certificate (PEM, chain allowed) and its private key; None: plain HTTP.
+    certfile: str | None = None
+    keyfile: str | None = None
 
     def __post_init__(self):
         if not isinstance(self.host, str) or not self.host.strip():
@@ -97,6 +100,8 @@ class DirectoryConfig:
         _positive("client_session_s", self.client_session_s)
         if not isinstance(self.open_downloads, bool):
             raise ConfigError(f"open_downloads: must be true or false, got {self.open_downloads!r}")
+        if (self.certfile is None) != (self.keyfile is None):
+            raise ConfigError("certfile and keyfile go together: give both for HTTPS, or neither")
         for name in ("login_failures_per_minute", "login_failures_per_address"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
@@ -283,6 +288,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("login_failures_per_address", "--login-failures-per-address",
             "DIRECTORY_LOGIN_FAILURES_PER_ADDRESS", parse_limit, "N",
             "failed logins a minute from one client address before 429 (0 = no limit)"),
+    Setting("certfile", "--certfile", "DIRECTORY_CERTFILE", parse_path, "PEM",
+            "serve HTTPS with this certificate (with --keyfile)", default_help="none: plain HTTP"),
+    Setting("keyfile", "--keyfile", "DIRECTORY_KEYFILE", parse_path, "PEM",
+            "the private key of --certfile", default_help="none"),
 )
 SETTINGS_BY_FIELD = {s.field: s for s in SETTINGS}
 
