@@ -76,6 +76,11 @@ class DirectoryConfig:
     # issue 12: HTTPS with this certificate (PEM, chain allowed) and its private key; None: plain HTTP.
     certfile: str | None = None
     keyfile: str | None = None
+    # issue 12: the CA that signed the peers' gRPC certificates: the health probe then dials over TLS
+    # (with peer_cert/peer_key as its client certificate, for peers that ask for one).
+    peer_ca: str | None = None
+    peer_cert: str | None = None
+    peer_key: str | None = None
 
     def __post_init__(self):
         if not isinstance(self.host, str) or not self.host.strip():
@@ -102,6 +107,10 @@ class DirectoryConfig:
             raise ConfigError(f"open_downloads: must be true or false, got {self.open_downloads!r}")
         if (self.certfile is None) != (self.keyfile is None):
             raise ConfigError("certfile and keyfile go together: give both for HTTPS, or neither")
+        if (self.peer_cert is None) != (self.peer_key is None):
+            raise ConfigError("peer_cert and peer_key go together: give both for mutual TLS, or neither")
+        if self.peer_cert is not None and self.peer_ca is None:
+            raise ConfigError("peer_cert needs peer_ca: a client certificate is only sent over TLS")
         for name in ("login_failures_per_minute", "login_failures_per_address"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
@@ -292,6 +301,12 @@ SETTINGS: tuple[Setting, ...] = (
             "serve HTTPS with this certificate (with --keyfile)", default_help="none: plain HTTP"),
     Setting("keyfile", "--keyfile", "DIRECTORY_KEYFILE", parse_path, "PEM",
             "the private key of --certfile", default_help="none"),
+    Setting("peer_ca", "--peer-ca", "DIRECTORY_PEER_CA", parse_path, "PEM",
+            "CA of the peers' gRPC certificates: the health probe dials peers over TLS", default_help="plaintext"),
+    Setting("peer_cert", "--peer-cert", "DIRECTORY_PEER_CERT", parse_path, "PEM",
+            "client certificate the probe shows peers that ask for one (with --peer-key)", default_help="none"),
+    Setting("peer_key", "--peer-key", "DIRECTORY_PEER_KEY", parse_path, "PEM",
+            "the private key of --peer-cert", default_help="none"),
 )
 SETTINGS_BY_FIELD = {s.field: s for s in SETTINGS}
 

@@ -9,10 +9,30 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from .config import DirectoryConfig
+from .errors import ConfigError
 from .store import PeerSession, Store
 from .store.removals import UNREACHABLE
 
 log = logging.getLogger(__name__)
+
+
+def probe_credentials(config: DirectoryConfig):
+    """The TLS credentials the probe dials peers with (config.peer_ca, peer_cert/key), or None for plaintext."""
+    if getattr(config, "peer_ca", None) is None:
+        return None
+
+    def read(path: str, what: str) -> bytes:
+        try:
+            with open(path, "rb") as f:
+                return f.read()
+        except OSError as exc:
+            raise ConfigError(f"{what} {path}: cannot read it: {exc.strerror or exc}") from None
+
+    chain = key = None
+    if config.peer_cert is not None:
+        chain, key = read(config.peer_cert, "--peer-cert"), read(config.peer_key, "--peer-key")
+    return grpc.ssl_channel_credentials(root_certificates=read(config.peer_ca, "--peer-ca"), private_key=key,
+                                        certificate_chain=chain)
 
 
 class Liveness:
@@ -24,6 +44,7 @@ class Liveness:
         self.probe_timeout_s = config.probe_timeout_s
         self.dead_after_s = config.dead_after_leases * config.lease_s
         self.clock = clock
+        self.credentials = probe_credentials(config)
 
     def now(self) -> float:
         """The current time in seconds since the epoch (all processes must share a clock)."""
@@ -44,7 +65,9 @@ class Liveness:
     def probe(self, address: str) -> bool:
         """True if address answers grpc.health.v1 Health/Check with SERVING within the deadline."""
         try:
-            with grpc.insecure_channel(address) as channel:
+            channel = (grpc.secure_channel(address, self.credentials) if self.credentials is not None
+                       else grpc.insecure_channel(address))
+            with channel:
                 reply = health_pb2_grpc.HealthStub(channel).Check(
                     health_pb2.HealthCheckRequest(service=""), timeout=self.probe_timeout_s
                 )
