@@ -33,6 +33,7 @@ ERRORS = {
     405: "method not allowed",
     409: "conflicts with what the directory holds (e.g. a page out of order)",
     413: "the body, a string, an array or the file list is too large",
+    422: "valid fields that break a rule together: `field` names the one at fault",
     429: "too many attempts: wait Retry-After seconds",
     500: "the directory failed (the operator's log has the cause)",
     503: "the store cannot answer now; try again",
@@ -136,7 +137,8 @@ class DirectoryOpenAPI(OpenAPI):
         doc["paths"] = {path[len(API_PREFIX):] or "/": item for path, item in doc["paths"].items()
                         if path.startswith(API_PREFIX)}
         models = {name: model for name, model in vars(schemas).items()
-                  if inspect.isclass(model) and issubclass(model, BaseModel) and model.__module__ == schemas.__name__}
+                  if inspect.isclass(model) and issubclass(model, BaseModel)
+                  and model.__module__.startswith(schemas.__name__)}
         components = doc["components"]["schemas"]
         for name in list(components):
             if name in models:
