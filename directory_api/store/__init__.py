@@ -16,6 +16,8 @@ PostgreSQL (pg_trgm GIN index). A module per table family, composed into one ``S
 - ``keys``: the ticket-signing key, when the database keeps it;
 - ``removals``: why peers left (lease lapsed, unreachable report, logout), the newest kept;
 - ``overview``: counts for /metrics and the dashboard's short lists.
+- ``claims``: proofs of file entries, the one rule that counts copies, verify orders;
+  ``audits``: the audits of unproven claims.
 
 Every method takes a keyword-only ``conn``: without it the method runs in its own short
 transaction; with it, inside the caller's (see ``Store.write``). Liveness is decided elsewhere:
@@ -25,6 +27,8 @@ plain numbers.
 from __future__ import annotations
 
 from . import schema
+from .audits import Audits
+from .claims import Claims
 from .cluster import Cluster
 from .copies import Copies
 from .keys import Keys
@@ -36,7 +40,7 @@ from .sessions import PeerSession, Sessions
 __all__ = ["Store", "PeerSession"]
 
 
-class Store(Sessions, Search, Copies, Cluster, Removals, Overview, Keys):
+class Store(Sessions, Search, Copies, Cluster, Removals, Overview, Keys, Claims, Audits):
     """The directory's persistent state behind one SQLAlchemy engine."""
 
     def create_schema(self) -> None:

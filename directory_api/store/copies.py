@@ -17,6 +17,7 @@ from __future__ import annotations
 from sqlalchemy import Float, Integer, and_, bindparam, case, cast, delete, exists, func, select, update
 from sqlalchemy.engine import Connection
 
+from .claims import counted_copies, counted_copies_of, not_refuted
 from .engine import StoreEngine, transactional
 from .ring import file_place
 from .schema import dropped, files, peers, pending, withdrawn
@@ -190,7 +191,7 @@ class Copies(StoreEngine):
         self, peer_id: str, target: int, live_since: float, now: float, limit: int, start: str = "",
         *, conn: Connection,
     ) -> list[dict]:
-        """Files peer_id holds whose live holders plus unexpired pending copies fall short of target.
+        """Files peer_id holds whose counted copies (store.claims) plus unexpired pending copies fall short of target.
 
         At most limit rows, in sha256 order from start, wrapping around to the lowest.
         Each row: sha256, name, size, live_holders, pending, need (= copies still to plan).
@@ -201,11 +202,14 @@ class Copies(StoreEngine):
                 func.min(files.c.name).label("name"),
                 func.max(files.c.size).label("size"),
             )
-            .where(files.c.peer_id == peer_id, ~exists().where(withdrawn.c.sha256 == files.c.sha256))
+            # A refuted claim is no source (store.claims): another holder plans that file.
+            .where(files.c.peer_id == peer_id, not_refuted(files.c.proof),
+                   ~exists().where(withdrawn.c.sha256 == files.c.sha256))
             .group_by(files.c.sha256)
             .subquery()
         )
-        live2 = live_holders_of(inner.c.sha256, live_since)
+        # Copies as the counting rule counts them: unproven claims together are one.
+        live2 = counted_copies_of(inner.c.sha256, live_since)
         sender, backup = peers.alias("sender"), peers.alias("backup")
         planned2 = (
             select(func.count())
@@ -290,6 +294,9 @@ class Copies(StoreEngine):
     ) -> dict:
         """Whole-network replication figures: files_total, at/below/above target, pending, unplaceable.
 
+        Copies are counted by the one rule (store.claims: proven + min(1, unproven)); a file
+        only refuted claims hold is not counted at all.
+
         A file is unplaceable when it is below target, no copy of it is pending, it is not
         withdrawn, and no peer is eligible to receive it (the planner's own rule).
         Scans the whole index: meant for operators, not for hot paths.
@@ -298,10 +305,10 @@ class Copies(StoreEngine):
             select(
                 files.c.sha256,
                 func.max(files.c.size).label("size"),
-                func.count(func.distinct(files.c.peer_id)).label("live_holders"),
+                counted_copies(files.c.proof, files.c.peer_id).label("live_holders"),
             )
             .select_from(files.join(peers, peers.c.peer_id == files.c.peer_id))
-            .where(peers.c.last_seen >= live_since)
+            .where(peers.c.last_seen >= live_since, not_refuted(files.c.proof))
             .group_by(files.c.sha256)
             .subquery()
         )

@@ -109,6 +109,7 @@ def test_dead_holder_triggers_new_copy(make_app):
     a = login(client, "a", files=[entry("x", n=1)])
     b = login(client, "b", files=[entry("x", n=1)])
     login(client, "c")
+    client.application.extensions["p2p"].store.set_proof("b", sha(1), 1, 0.0)  # b's is a real copy
     assert a.heartbeat().get_json()["replicate"] == []
     client.post("/api/v1/logout", headers=b.auth)
     assert [o["to_peer_id"] for o in a.heartbeat().get_json()["replicate"]] == ["c"]

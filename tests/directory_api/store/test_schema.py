@@ -90,5 +90,5 @@ def test_an_index_whose_columns_changed_is_built_again(tmp_path):
     store = Store(url)
     store.create_schema()
     found = {i["name"]: i["column_names"] for i in inspect(store.engine).get_indexes("p2p_files")}
-    assert found["p2p_files_sha256"] == ["sha256", "id", "peer_id"]
+    assert found["p2p_files_sha256"] == ["sha256", "id", "peer_id", "proof"]
     store.dispose()
