@@ -65,6 +65,10 @@ class DirectoryConfig:
     # The PEM file of the Ed25519 key transfer tickets are signed with (created when missing);
     # None: beside the SQLite file, or kept in the PostgreSQL database (see keys.py).
     ticket_key_file: str | None = None
+    # Audits of unproven claims (audits.py): how many the network hands out a minute (0: none),
+    # and the least seconds between two audits of one claim.
+    audits_per_minute: int = 60
+    audit_interval_s: float = 3600.0
 
     def __post_init__(self):
         if not isinstance(self.host, str) or not self.host.strip():
@@ -86,6 +90,11 @@ class DirectoryConfig:
         _positive("header_timeout_s", self.header_timeout_s)
         if not isinstance(self.metrics, bool):
             raise ConfigError(f"metrics: must be true or false, got {self.metrics!r}")
+        if isinstance(self.audits_per_minute, bool) or not isinstance(self.audits_per_minute, int) \
+                or not 0 <= self.audits_per_minute <= 60_000:
+            raise ConfigError(f"audits_per_minute: must be an integer between 0 and 60000, "
+                              f"got {self.audits_per_minute!r}")
+        _positive("audit_interval_s", self.audit_interval_s)
         for name in ("max_pending_per_peer", "max_plans_per_heartbeat", "max_body_bytes", "max_files_per_call",
                      "workers", "threads"):
             value = getattr(self, name)
@@ -182,6 +191,14 @@ def parse_count(raw: str) -> int:
     return value
 
 
+def parse_rate(raw: str) -> int:
+    """A count a minute, 0..60000 (0 = off)."""
+    value = _int(raw)
+    if not 0 <= value <= 60_000:
+        raise ValueError(f"must be an integer between 0 and 60000, got {value}")
+    return value
+
+
 def parse_switch(raw: str) -> bool:
     """on/off (also true/false, yes/no, 1/0)."""
     value = raw.strip().lower()
@@ -250,6 +267,10 @@ SETTINGS: tuple[Setting, ...] = (
             "of a network the same one", default_help="beside the SQLite file, or in the PostgreSQL database"),
     Setting("metrics", "--metrics", "DIRECTORY_METRICS", parse_switch, "on|off",
             "serve GET /metrics and count requests", default_help="on"),
+    Setting("audits_per_minute", "--audits-per-minute", "DIRECTORY_AUDITS_PER_MINUTE", parse_rate, "N",
+            "audits of unproven file claims handed out a minute across the network (0 = none)"),
+    Setting("audit_interval_s", "--audit-interval", "DIRECTORY_AUDIT_INTERVAL_S", parse_seconds, "SECONDS",
+            "least seconds between two audits of one unproven claim"),
 )
 SETTINGS_BY_FIELD = {s.field: s for s in SETTINGS}
 

@@ -137,11 +137,16 @@ class Planner:
             return []
         return self.store.take_handouts(session.peer_id, now)
 
-    def file_state(self, live_holders: int, pending: list[dict], withdrawn: bool = False) -> dict:
-        """The replication block of GET /files/{sha256}."""
-        return {"target": self.target, "live_holders": live_holders, "pending": pending, "withdrawn": withdrawn}
+    def file_state(self, live_holders: int, pending: list[dict], withdrawn: bool = False,
+                   proofs: dict | None = None) -> dict:
+        """The replication block of GET /files/{sha256}; proofs: its live holders {proven, unproven, refuted}."""
+        return {"target": self.target, "live_holders": live_holders, "pending": pending, "withdrawn": withdrawn,
+                **(proofs or {})}
 
     def summary(self) -> dict:
-        """Network-wide counts for GET /replication."""
+        """Network-wide counts for GET /replication (copies counted by store.claims' rule), and claims by proof."""
         now = self.liveness.now()
-        return self.store.replication_counts(self.target, self.liveness.live_since(now), now, self.max_pending)
+        live_since = self.liveness.live_since(now)
+        counts = self.store.replication_counts(self.target, live_since, now, self.max_pending)
+        claims = self.store.claim_counts(live_since)
+        return {**counts, **{f"{state}_claims": n for state, n in claims.items()}}
