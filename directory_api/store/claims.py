@@ -77,11 +77,11 @@ _RESTORE = (
 def saved_proofs(peer_id: str, *, conn: Connection) -> list[dict]:
     """The proofs of peer_id's entries that are not the default, before its index is replaced."""
     rows = conn.execute(
-        select(files.c.sha256, func.max(files.c.proof).label("p"), func.max(files.c.proof_at).label("t"))
+        select(files.c.sha256, func.max(files.c.proof).label("proof"), func.max(files.c.proof_at).label("proof_at"))
         .where(files.c.peer_id == peer_id, (files.c.proof != UNPROVEN) | (files.c.proof_at != 0))
         .group_by(files.c.sha256)
     )
-    return [{"pid": peer_id, "s": r.sha256, "p": r.p, "t": r.t} for r in rows]
+    return [{"pid": peer_id, "s": r.sha256, "p": r.proof, "t": r.proof_at} for r in rows]
 
 
 def restore_proofs(saved: list[dict], *, conn: Connection) -> None:
