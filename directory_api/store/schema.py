@@ -233,6 +233,19 @@ audits = Table(
     Index("p2p_audits_deadline", "deadline"),
 )
 
+failed_pushes = Table(
+    "p2p_failed_pushes",
+    metadata,
+    # A copy handed to peer_id to push passed its deadline unconfirmed: for a while the planner
+    # takes another holder of sha256 as the source, if there is one (a claimed holder that cannot
+    # send the bytes must not be asked for ever).
+    Column("sha256", String(64), nullable=False),
+    Column("peer_id", String(64), ForeignKey("p2p_peers.peer_id", ondelete="CASCADE"), nullable=False),
+    Column("at", Float, nullable=False),
+    PrimaryKeyConstraint("sha256", "peer_id", name="p2p_failed_pushes_pk"),
+    Index("p2p_failed_pushes_at", "at"),
+)
+
 # The FTS5 index first, then the triggers that keep it in step with p2p_files row by row.
 SQLITE_DDL = [
     "CREATE VIRTUAL TABLE IF NOT EXISTS p2p_files_fts USING fts5("

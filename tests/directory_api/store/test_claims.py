@@ -114,3 +114,20 @@ def test_a_verify_order_is_handed_out_once_and_armed_again_only_after_the_interv
     assert not store.order_verify("a", sha(1), "d", NOW + 100, 3600)  # handed out 98 s ago
     assert store.order_verify("a", sha(1), "d", NOW + 3700, 3600)
     assert store.take_verify_orders("a", NOW + 3701) == [sha(1)]
+
+
+def test_the_sender_of_an_expired_handed_out_copy_is_passed_over_while_another_can_send(store):
+    add_peer(store, "liar", files=[entry("x", n=1)])
+    add_peer(store, "owner", files=[entry("x", n=1)])
+    add_peer(store, "spare")
+    store.add_pending_copy(sha(1), "x", 10, "liar", "spare", NOW, NOW + 30)
+    assert store.drop_stale_copies_of(sha(1), NOW + 31, LIVE) == 1  # never handed out: nobody's fault
+    assert not store.passed_over_as_source(sha(1), "liar", NOW, LIVE)
+    store.add_pending_copy(sha(1), "x", 10, "liar", "spare", NOW, NOW + 30)
+    assert store.take_handouts("liar", NOW)
+    assert store.drop_expired_copies(NOW + 31) == 1
+    assert store.passed_over_as_source(sha(1), "liar", NOW, LIVE)
+    assert not store.passed_over_as_source(sha(1), "liar", NOW + 32, LIVE)  # forgotten after `since`
+    assert not store.passed_over_as_source(sha(1), "owner", NOW, LIVE)
+    store.set_proof("owner", sha(1), REFUTED, NOW)
+    assert not store.passed_over_as_source(sha(1), "liar", NOW, LIVE)  # no other source: try it again

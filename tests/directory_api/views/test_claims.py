@@ -19,7 +19,8 @@ def claims_app(make_app, db_url):
     truncate(store)
     store.dispose()
     clock = FakeClock()
-    app = make_app(clock=clock, database_url=db_url, replication=2, replication_interval_s=0, lease_s=60)
+    app = make_app(clock=clock, database_url=db_url, replication=2, replication_interval_s=0, lease_s=60,
+                   replication_deadline_s=5)
     app.clock = clock
     return app
 
@@ -142,3 +143,24 @@ def test_bad_audit_answers(claims_app, path, body, status):
     r = client.post(path, json=body, headers=auditor.auth)
     assert r.status_code == status and r.content_type == "application/problem+json"
     assert client.post(path, json=body).status_code == 401
+
+
+def test_a_failed_push_from_a_claimed_holder_moves_the_copy_to_another_source(claims_app):
+    client = claims_app.test_client()
+    liar = PeerClient(client, "liar", files=[X], accept_uploads=False)
+    owner = PeerClient(client, "owner", files=[X])
+    PeerClient(client, "spare")
+    [order] = liar.heartbeat().get_json()["replicate"]  # the liar heartbeats first: it is asked to push
+    assert order["to_peer_id"] == "spare"
+    claims_app.clock.advance(6)  # ...and never does (the deadline is 5 s)
+    assert liar.heartbeat().get_json()["replicate"] == []  # passed over as the source
+    assert [o["to_peer_id"] for o in owner.heartbeat().get_json()["replicate"]] == ["spare"]
+
+
+def test_a_failed_push_from_the_only_holder_is_tried_again(claims_app):
+    client = claims_app.test_client()
+    owner = PeerClient(client, "owner", files=[X])
+    PeerClient(client, "spare")
+    assert owner.heartbeat().get_json()["replicate"]
+    claims_app.clock.advance(6)
+    assert [o["to_peer_id"] for o in owner.heartbeat().get_json()["replicate"]] == ["spare"]
