@@ -28,6 +28,7 @@ import secrets
 
 from protos.rules import DEFAULT_PIECE_SIZE, MIN_PIECE_SIZE, piece_count, piece_range
 
+from . import metrics
 from .config import DirectoryConfig
 from .errors import Conflict, Forbidden, NotFound
 from .liveness import Liveness, _Periodic
@@ -121,6 +122,7 @@ class Auditing:
             if status == "already":
                 raise Conflict(f"audit {audit_id} is answered already")
             target, sha256 = audit["target_peer_id"], audit["sha256"]
+            metrics.count_audit("passed" if ok else "failed")
             if ok:
                 self.store.set_proof(target, sha256, PROVEN, now, only_from=(UNPROVEN,), conn=conn)
                 return

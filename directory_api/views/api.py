@@ -136,7 +136,7 @@ class DirectoryOpenAPI(OpenAPI):
         doc["paths"] = {path[len(API_PREFIX):] or "/": item for path, item in doc["paths"].items()
                         if path.startswith(API_PREFIX)}
         models = {name: model for name, model in vars(schemas).items()
-                  if inspect.isclass(model) and issubclass(model, BaseModel) and model.__module__.startswith(schemas.__name__)}
+                  if inspect.isclass(model) and issubclass(model, BaseModel) and model.__module__ == schemas.__name__}
         components = doc["components"]["schemas"]
         for name in list(components):
             if name in models:
