@@ -32,12 +32,14 @@ _AUDITOR = (
     .limit(1)
     .scalar_subquery()
 )
+# The queue in index order (p2p_files_proof: proof, proof_at), each row's checks a keyed sub-plan,
+# so the LIMIT stops the scan: a join would read (and sort) every unproven claim of the network.
 _CANDIDATES = (
     select(_target.c.peer_id, _target.c.sha256, _target.c.size, _target.c.piece_size, _AUDITOR.label("auditor"))
-    .select_from(_target.join(_tpeer, _tpeer.c.peer_id == _target.c.peer_id))
     .where(_target.c.proof == UNPROVEN, _target.c.proof_at <= bindparam("due_before"), _target.c.size > 0,
-           _tpeer.c.last_seen >= bindparam("ls"), ~_open_audit)
-    .order_by(_target.c.proof_at, _target.c.id)
+           exists().where(_tpeer.c.peer_id == _target.c.peer_id, _tpeer.c.last_seen >= bindparam("ls")),
+           ~_open_audit)
+    .order_by(_target.c.proof_at)
     .limit(bindparam("n"))
 )
 _DEFER = (
