@@ -23,6 +23,7 @@ No SQL here: the rules, over the store (``store.claims``, ``store.audits``).
 from __future__ import annotations
 
 import logging
+import math
 import random
 import secrets
 
@@ -37,6 +38,7 @@ from .store.claims import PROVEN, REFUTED, UNPROVEN
 
 log = logging.getLogger(__name__)
 
+MIN_PERIOD_S = 5.0  # the least seconds between two scheduling rounds
 NO_AUDITOR_RETRY_S = 60.0  # a claim nobody can audit yet is looked at again this much later
 CANDIDATES_PER_AUDIT = 4  # claims read from the queue per audit to hand out (some have no auditor)
 KEEP_AUDITS_S = 3600.0  # answered or expired audits are kept this long past their deadline
@@ -61,9 +63,10 @@ class Auditing:
         self.per_minute = config.audits_per_minute
         self.interval_s = config.audit_interval_s
         self.deadline_s = config.deadline_s
-        # One tick a second at most; each hands out the share of the rate that falls in its period.
-        self.period_s = max(1.0, 60.0 / self.per_minute) if self.per_minute else 60.0
-        self.batch = max(1, round(self.per_minute * self.period_s / 60.0)) if self.per_minute else 0
+        # A batch every period, at least MIN_PERIOD_S apart (each tick is a write transaction of
+        # every process), the period stretched so that batch / period is exactly the rate.
+        self.batch = math.ceil(self.per_minute * MIN_PERIOD_S / 60.0) if self.per_minute else 0
+        self.period_s = 60.0 * self.batch / self.per_minute if self.per_minute else 60.0
         self.store, self.liveness, self.signer = store, liveness, signer
 
     @property

@@ -15,11 +15,13 @@ from tests.fixtures.directory import FakeClock, entry, sha
 MiB = 1024 * 1024
 
 
-@pytest.mark.parametrize("per_minute, period_s, batch", [(60, 1.0, 1), (600, 1.0, 10), (1, 60.0, 1), (30, 2.0, 1),
-                                                         (90, 1.0, 2), (0, 60.0, 0)])
+@pytest.mark.parametrize("per_minute, period_s, batch", [(60, 5.0, 5), (600, 5.0, 50), (1, 60.0, 1), (30, 6.0, 3),
+                                                         (7, 60 / 7, 1), (90, 60 * 8 / 90, 8), (0, 60.0, 0)])
 def test_the_rate_is_a_batch_a_period(per_minute, period_s, batch):
     auditing = Auditing(DirectoryConfig(audits_per_minute=per_minute), None, None, None)
-    assert (auditing.period_s, auditing.batch, auditing.enabled) == (period_s, batch, batch > 0)
+    assert (auditing.period_s, auditing.batch, auditing.enabled) == (pytest.approx(period_s), batch, batch > 0)
+    if batch:
+        assert auditing.period_s >= 5.0 and batch * 60 / auditing.period_s == pytest.approx(per_minute)
 
 
 @pytest.mark.parametrize("size, piece_size, most", [
@@ -44,7 +46,7 @@ def test_every_piece_can_be_audited():
 @pytest.fixture
 def setup(store):
     clock = FakeClock(NOW)
-    config = DirectoryConfig(database_url=store.url, audits_per_minute=120, audit_interval_s=3600, lease_s=30)
+    config = DirectoryConfig(database_url=store.url, audits_per_minute=24, audit_interval_s=3600, lease_s=30)
     liveness = Liveness(config, clock=clock)
     return Auditing(config, store, liveness, signer=None), store, clock
 
@@ -97,7 +99,7 @@ def test_a_passed_audit_proves_and_a_failed_one_refutes_and_orders_a_verify(setu
 def test_a_scheduling_period_is_claimed_by_one_process(store):
     """Two directory processes tick at the same moment: one schedules, the other finds it done."""
     clock = FakeClock(NOW)
-    config = DirectoryConfig(database_url=store.url, audits_per_minute=60, lease_s=30)
+    config = DirectoryConfig(database_url=store.url, audits_per_minute=12, lease_s=30)  # 1 every 5 s
     other = Store(store.url)
     try:
         schedulers = [AuditScheduler(Auditing(config, s, Liveness(config, clock=clock), None), name=f"p{i}")
@@ -106,7 +108,7 @@ def test_a_scheduling_period_is_claimed_by_one_process(store):
         add_peer(store, "b", files=[entry(f"f{i}", n=i) for i in range(4)])
         prove(store, "a", *(sha(i) for i in range(4)))
         assert [s.tick() for s in schedulers] == [1, 0]
-        clock.advance(1.0)
+        clock.advance(5.0)
         assert [s.tick() for s in reversed(schedulers)] == [1, 0]
         assert store.task_runs()["audits"]["run_by"] == "p1"
     finally:
