@@ -81,6 +81,10 @@ class DirectoryConfig:
     peer_ca: str | None = None
     peer_cert: str | None = None
     peer_key: str | None = None
+    # Audits of unproven claims (audits.py): how many the network hands out a minute (0: none),
+    # and the least seconds between two audits of one claim.
+    audits_per_minute: int = 60
+    audit_interval_s: float = 3600.0
 
     def __post_init__(self):
         if not isinstance(self.host, str) or not self.host.strip():
@@ -115,6 +119,11 @@ class DirectoryConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ConfigError(f"{name}: must be an integer >= 0, got {value!r}")
+        if isinstance(self.audits_per_minute, bool) or not isinstance(self.audits_per_minute, int) \
+                or not 0 <= self.audits_per_minute <= 60_000:
+            raise ConfigError(f"audits_per_minute: must be an integer between 0 and 60000, "
+                              f"got {self.audits_per_minute!r}")
+        _positive("audit_interval_s", self.audit_interval_s)
         for name in ("max_pending_per_peer", "max_plans_per_heartbeat", "max_body_bytes", "max_files_per_call",
                      "workers", "threads"):
             value = getattr(self, name)
@@ -208,6 +217,14 @@ def parse_count(raw: str) -> int:
     value = _int(raw)
     if not 1 <= value <= 256:
         raise ValueError(f"must be an integer between 1 and 256, got {value}")
+    return value
+
+
+def parse_rate(raw: str) -> int:
+    """A count a minute, 0..60000 (0 = off)."""
+    value = _int(raw)
+    if not 0 <= value <= 60_000:
+        raise ValueError(f"must be an integer between 0 and 60000, got {value}")
     return value
 
 
@@ -307,6 +324,10 @@ SETTINGS: tuple[Setting, ...] = (
             "client certificate the probe shows peers that ask for one (with --peer-key)", default_help="none"),
     Setting("peer_key", "--peer-key", "DIRECTORY_PEER_KEY", parse_path, "PEM",
             "the private key of --peer-cert", default_help="none"),
+    Setting("audits_per_minute", "--audits-per-minute", "DIRECTORY_AUDITS_PER_MINUTE", parse_rate, "N",
+            "audits of unproven file claims handed out a minute across the network (0 = none)"),
+    Setting("audit_interval_s", "--audit-interval", "DIRECTORY_AUDIT_INTERVAL_S", parse_seconds, "SECONDS",
+            "least seconds between two audits of one unproven claim"),
 )
 SETTINGS_BY_FIELD = {s.field: s for s in SETTINGS}
 

@@ -25,6 +25,11 @@ No SQL here: the planner asks the store. Rules:
   planning round of that file (the coordinated sweep drops the rest), without waiting for its
   deadline: it can no longer complete, so the file is planned again
   on another live peer. A peer that logs in again (a new process) loses its copies likewise.
+- Copies are counted by one rule (``store.claims``): proven live holders count one each,
+  unproven ones one together, refuted ones not at all (nor are they sources). A copy handed to a
+  holder that passes its deadline unconfirmed is remembered (``p2p_failed_pushes``): for
+  ``FAILED_PUSH_MEMORY_S`` that holder is passed over as the source of that file while another
+  live holder can send it, so a claimed holder without the bytes cannot stall its replication.
 - The (sha256, to_peer_id) key is unique in the store; an insert that conflicts means another
   request or directory process planned it already, and counts as planned.
 - Deleting a file (DELETE /peers/{me}/files/{sha256}, or a PUT of the whole index without it
@@ -51,6 +56,7 @@ from sqlalchemy.engine import Connection
 from .config import DirectoryConfig
 from .liveness import Liveness
 from .store import PeerSession, Store
+from .store.copies import FAILED_PUSH_MEMORY_S
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +112,11 @@ class Planner:
             # Copies of it that can no longer complete no longer count (see
             # under_replicated_for_holder): drop them, so their backup may be chosen again.
             self.store.drop_stale_copies_of(item["sha256"], now, live_since, conn=conn)
+            # A push of it handed to this holder failed lately: another holder sends it instead.
+            if self.store.passed_over_as_source(item["sha256"], peer_id, now - FAILED_PUSH_MEMORY_S, live_since,
+                                                conn=conn):
+                log.debug("%s failed to push %s lately: left to another holder", peer_id, item["sha256"][:12])
+                continue
             candidates = self.store.backup_candidates(item["sha256"], item["size"], live_since, now,
                                                       self.max_pending, sample=BACKUP_SAMPLE,
                                                       need=item["need"], conn=conn)
@@ -147,11 +158,16 @@ class Planner:
                                                        aud=order["to_peer_id"], size=order["size"])
         return orders
 
-    def file_state(self, live_holders: int, pending: list[dict], withdrawn: bool = False) -> dict:
-        """The replication block of GET /files/{sha256}."""
-        return {"target": self.target, "live_holders": live_holders, "pending": pending, "withdrawn": withdrawn}
+    def file_state(self, live_holders: int, pending: list[dict], withdrawn: bool = False,
+                   proofs: dict | None = None) -> dict:
+        """The replication block of GET /files/{sha256}; proofs: its live holders {proven, unproven, refuted}."""
+        return {"target": self.target, "live_holders": live_holders, "pending": pending, "withdrawn": withdrawn,
+                **(proofs or {})}
 
     def summary(self) -> dict:
-        """Network-wide counts for GET /replication."""
+        """Network-wide counts for GET /replication (copies counted by store.claims' rule), and claims by proof."""
         now = self.liveness.now()
-        return self.store.replication_counts(self.target, self.liveness.live_since(now), now, self.max_pending)
+        live_since = self.liveness.live_since(now)
+        counts = self.store.replication_counts(self.target, live_since, now, self.max_pending)
+        claims = self.store.claim_counts(live_since)
+        return {**counts, **{f"{state}_claims": n for state, n in claims.items()}}

@@ -254,11 +254,27 @@ class CopyOrder(BaseModel):
                                     "as gRPC metadata authorization: Bearer <ticket>")
 
 
+class AuditOrder(BaseModel):
+    """Read length bytes at offset of sha256 from the target with ticket, and compare them with your copy;
+    answer POST /audits/{audit_id}."""
+
+    audit_id: str
+    sha256: str
+    target_peer_id: str
+    target_address: str
+    offset: int = Field(ge=0)
+    length: int = Field(ge=1, description="at most one piece")
+    ticket: str = Field(description="a download ticket: sub = you (the auditor), aud = the target")
+
+
 class HeartbeatAnswer(BaseModel):
-    """The lease, and the copies this holder must push now."""
+    """The lease, the copies this holder must push now, the files it must re-hash and the audits it must run."""
 
     lease_s: float
     replicate: list[CopyOrder]
+    verify: list[str] = Field(default_factory=list, description="sha256s to re-hash: a copy that no longer "
+                                                                "matches is quarantined and withdrawn")
+    audit: list[AuditOrder] = Field(default_factory=list)
 
 
 # --- peers and files ---------------------------------------------------------------------------
@@ -413,6 +429,9 @@ class ReplicationState(BaseModel):
     live_holders: int
     pending: list[PendingCopy]
     withdrawn: bool
+    proven: int = Field(0, ge=0, description="live holders whose claim is proven (each counts as a copy)")
+    unproven: int = Field(0, ge=0, description="live holders whose claim is unproven (together one copy)")
+    refuted: int = Field(0, ge=0, description="live holders that failed an audit (not holders, not counted)")
 
 
 class FileDetail(BaseModel):
@@ -438,6 +457,9 @@ class ReplicationSummary(BaseModel):
     pending_copies: int
     unplaceable: int
     withdrawn: int
+    proven_claims: int = Field(0, ge=0, description="live (peer, file) entries proven")
+    unproven_claims: int = Field(0, ge=0, description="live entries not proven yet (together one copy a file)")
+    refuted_claims: int = Field(0, ge=0, description="live entries that failed an audit")
 
 
 class Health(BaseModel):
@@ -460,6 +482,3 @@ class Problem(BaseModel):
     status: int
     detail: str
     field: str | None = Field(None, description="the invalid input, as a JSON path like files[3].name")
-
-
-from .trust import *  # noqa: E402,F401,F403  (issue 12: keys, tickets; at the end: it imports from here)

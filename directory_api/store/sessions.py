@@ -14,7 +14,8 @@ from .copies import cancel_copies_of
 from .engine import transactional
 from .publish import Publish
 from .ring import ring_key
-from .schema import dropped, files, peers, pending, publications, staged_files, withdrawn
+from .schema import (audits, dropped, failed_pushes, files, peers, pending, publications, staged_files,
+                     verify_orders, withdrawn)
 
 
 @dataclass(frozen=True)
@@ -223,6 +224,9 @@ class Sessions(Publish):
         for at in range(0, len(ids), _REAP_BATCH):
             chunk = ids[at:at + _REAP_BATCH]
             conn.execute(delete(pending).where(pending.c.from_peer_id.in_(chunk) | pending.c.to_peer_id.in_(chunk)))
+            conn.execute(delete(audits).where(audits.c.target_peer_id.in_(chunk) | audits.c.auditor_peer_id.in_(chunk)))
+            for table in (verify_orders, failed_pushes):
+                conn.execute(delete(table).where(table.c.peer_id.in_(chunk)))
             for table in (files, dropped, staged_files, publications):
                 conn.execute(delete(table).where(table.c.peer_id.in_(chunk)))
             conn.execute(update(peers).where(peers.c.peer_id.in_(chunk))

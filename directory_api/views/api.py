@@ -1,6 +1,6 @@
 """How an endpoint is declared: one ``operation`` per view, and the OpenAPI app that documents them.
 
-A view declares its path, query and body as pydantic models in its signature (``schemas.py``);
+A view declares its path, query and body as pydantic models in its signature (``schemas/``);
 flask-openapi3 validates them before the view runs and generates the document from the same
 models. ``operation`` adds what every endpoint of ours has: its answers, the problem body of
 each error code it can give, the bearer security that ``auth.enforce`` checks before any
@@ -119,7 +119,7 @@ class DirectoryOpenAPI(OpenAPI):
             import_name,
             info=Info(title="P2P directory", version="1.0.0",
                       description="Central directory of the hybrid P2P network. Every error is "
-                                  "application/problem+json. Generated from directory_api/schemas.py."),
+                                  "application/problem+json. Generated from directory_api/schemas/."),
             security_schemes={"bearer": {"type": "http", "scheme": "bearer",
                                          "description": "the token from POST /login"}},
             validation_error_status=400,

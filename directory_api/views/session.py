@@ -107,7 +107,8 @@ def logout():
 @operation(bp, "POST", "/heartbeat", operation_id="heartbeat", answers={200: HeartbeatAnswer},
            auth_mode=auth.BEARER)
 def heartbeat(body: HeartbeatRequest):
-    """Renew the caller's lease (written within lease_flush_s) and hand out replication work."""
+    """Renew the caller's lease (written within lease_flush_s) and hand out replication work, verify
+    orders (files to re-hash) and audits (a piece of another holder's copy to compare)."""
     ctx = _ctx()
     token = auth.bearer_token()
     now = ctx.liveness.now()
@@ -121,4 +122,5 @@ def heartbeat(body: HeartbeatRequest):
             raise Unauthorized("client sessions do not heartbeat: a peer logs in with grpc_address")
         raise Unauthorized("unknown or expired token: log in again")
     replicate = ctx.planner.on_heartbeat(session, now)
-    return jsonify(lease_s=ctx.config.lease_s, replicate=replicate)
+    verify, audit = ctx.auditing.on_heartbeat(session.peer_id, now)  # issue 11: re-hash orders, audits
+    return jsonify(lease_s=ctx.config.lease_s, replicate=replicate, verify=verify, audit=audit)

@@ -34,6 +34,7 @@ def test_the_page_shows_live_peers_and_files_against_the_target(make_app):
     for peer_id, files in (("alice", [entry("both.txt"), entry("lonely.txt")]), ("bob", [entry("both.txt")])):
         assert client.post("/api/v1/login", json={"peer_id": peer_id, **LOGIN, "grpc_address": address(peer_id),
                                                     "files": files}).status_code == 200
+    app.extensions["p2p"].store.set_proof("bob", entry("both.txt")["sha256"], 1, 0.0)  # a real second copy
     page = html(client, "/").get_data(as_text=True)
     assert sorted(re.findall(r'data-peer-id="([^"]+)"', page)) == ["alice", "bob"]
     assert 'id="count-peers">2<' in page and 'id="count-files">2<' in page and 'id="count-below">1<' in page

@@ -74,7 +74,7 @@ def test_login_rejects_non_object_json(client):
 def test_heartbeat_renews_and_reports_state(app, client, peer_client):
     alice = peer_client("alice")
     r = alice.heartbeat()
-    assert r.status_code == 200 and r.get_json() == {"lease_s": 2, "replicate": []}
+    assert r.status_code == 200 and r.get_json() == {"lease_s": 2, "replicate": [], "verify": [], "audit": []}
     assert alice.heartbeat(free_bytes=123, accept_uploads=False).status_code == 200
     # No lease writer runs: the heartbeat wrote its own renewal before it was answered.
     peer = client.get("/api/v1/peers").get_json()[0]
