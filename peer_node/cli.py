@@ -9,7 +9,7 @@ import threading
 
 import click
 
-from peer_node import session
+from peer_node import session, tls
 from peer_node.client import PeerClient
 from peer_node.config import SERVE_REQUIRED, load_config
 from peer_node.directory import DirectoryClient
@@ -71,6 +71,7 @@ def _serve_metrics(cfg, node):
 
 def _client_config(config_path, directory, **flags):
     cfg = load_config(config_path, {"directory": directory, **flags})
+    tls.use(cfg)
     if not cfg.directory:
         raise ConfigError(cfg.source if cfg.source != "defaults" else "(no config file)",
                           "[directory] url", "missing (use --directory, P2P_DIRECTORY or the config)")
@@ -112,6 +113,7 @@ def main(ctx, verbose):
 def serve(ctx, config_path, **flags):
     """Run a peer: share the folder over gRPC and keep it registered at the directory."""
     cfg = load_config(config_path, flags, required=SERVE_REQUIRED)
+    tls.use(cfg)  # replication pushes dial other peers with [tls] ca
     if ctx.obj["log_level"] > logging.INFO:
         _setup_logging(logging.INFO)  # a server logs its state changes by default
     stopping = threading.Event()
@@ -325,6 +327,7 @@ class _SessionReporter:
 @_user_errors
 def ls(address, prefix, as_json):
     """List the files one peer shares, asking it directly over gRPC."""
+    tls.use(load_config())  # [tls] ca from P2P_TLS_CA, P2P_CONFIG or ./peerConfig.ini
     with PeerClient(address) as peer:
         files = peer.list_files(prefix)
     if as_json:
@@ -343,6 +346,7 @@ def ls(address, prefix, as_json):
 @_user_errors
 def put(path, address, name):
     """Upload FILE to the peer at HOST:PORT (it checks size and sha256 before keeping it)."""
+    tls.use(load_config())  # [tls] ca from P2P_TLS_CA, P2P_CONFIG or ./peerConfig.ini
     name = check_name(name or os.path.basename(path))
     digest = hash_file(path)
     with PeerClient(address) as peer:
@@ -367,3 +371,24 @@ def peers(as_json, config_path, directory):
         files = p.get("files")
         count = len(files) if isinstance(files, list) else files
         click.echo(f"{p.get('peer_id')}  {p.get('grpc_address')}  files: {count}  last seen: {p.get('last_seen')}")
+
+
+@main.command()
+@click.argument("folder", metavar="DIR", type=click.Path(file_okay=False))
+@click.option("--peers", "count", type=click.IntRange(0, 1000), default=3, show_default=True,
+              help="Peer certificates to make: peer1..peerN.")
+@click.option("--host", "hosts", multiple=True, metavar="NAME|IP",
+              help="Another host name or address the certificates are valid for (repeatable); "
+                   "127.0.0.1, ::1 and localhost always are.")
+@click.option("--days", type=click.IntRange(1, 3650), default=365, show_default=True, help="Validity.")
+@_user_errors
+def certs(folder, count, hosts, days):
+    """Make a local CA and TLS certificates for a directory and N peers in DIR (a test network)."""
+    from peer_node import certs as local_ca  # cryptography: only this command pays for it
+
+    issued = local_ca.write_network(folder, [f"peer{n}" for n in range(1, count + 1)],
+                                    hosts=(*local_ca.DEFAULT_HOSTS, *hosts), days=days)
+    for item in issued:
+        click.echo(f"{item.name:<12} {item.cert}  {item.key}")
+    click.echo(f"peers: [tls] cert/key = DIR/peerN.pem, DIR/peerN-key.pem and ca = {issued[0].cert}; "
+               f"directory: --certfile {issued[1].cert} --keyfile {issued[1].key}")

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import grpc
 
+from peer_node import tls
 from peer_node.config import MAX_MESSAGE_BYTES
 from peer_node.errors import (AlreadyExists, Busy, ChecksumMismatch, InvalidRequest, NotFound,
                               OutOfRange, PeerUnavailable, RemoteError, UploadRejected)
@@ -48,10 +49,14 @@ class RemoteFile:
     sha256: str
 
 
-def translate(exc, address, name=""):
-    """The P2PError for a grpc.RpcError raised by a call to address."""
+def translate(exc, address, name="", dial=None):
+    """The P2PError for a grpc.RpcError raised by a call to address (dialed with dial: a tls.Dial or None)."""
     code = exc.code() if hasattr(exc, "code") else None
     detail = (exc.details() if hasattr(exc, "details") else None) or str(code)
+    if code is grpc.StatusCode.UNAVAILABLE:
+        mismatch = tls.explain(address, dial, detail)  # plaintext vs TLS, another CA: say so in one line
+        if mismatch is not None:
+            return mismatch
     if code in _UNAVAILABLE:
         return PeerUnavailable(address, detail)
     if code is grpc.StatusCode.UNKNOWN and "stream removed" in detail.lower():
@@ -88,8 +93,8 @@ class DownloadStream:
     cancellation from the peer's failure.
     """
 
-    def __init__(self, call, address, what):
-        self._call, self.address, self.what = call, address, what
+    def __init__(self, call, address, what, dial=None):
+        self._call, self.address, self.what, self.dial = call, address, what, dial
         self.cancelled = False
         self.finished = False
 
@@ -104,7 +109,7 @@ class DownloadStream:
             raise
         except grpc.RpcError as exc:
             self.finished = True
-            raise translate(exc, self.address, self.what) from None
+            raise translate(exc, self.address, self.what, self.dial) from None
         try:
             return decode_chunk(raw)
         except ValueError as exc:
@@ -117,12 +122,17 @@ class DownloadStream:
 
 
 class PeerClient:
-    """A channel to one peer; use as a context manager or call close()."""
+    """A channel to one peer; use as a context manager or call close().
 
-    def __init__(self, address, timeout=10.0):
+    dial: a tls.Dial (TLS verified against its CA), None (plaintext), or by default the
+    process's setting (tls.use).
+    """
+
+    def __init__(self, address, timeout=10.0, dial=tls.PROCESS):
         self.address = address
         self.timeout = timeout  # for unary calls; streams run as long as bytes keep coming
-        self._channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
+        self.dial = tls.dialing() if dial is tls.PROCESS else dial
+        self._channel = tls.channel(address, self.dial, CHANNEL_OPTIONS)
         self._stub = p2p_pb2_grpc.P2PServiceStub(self._channel)
         # Download answers are left as raw bytes and parsed by wire.decode_chunk (zero-copy)
         self._download_raw = self._channel.unary_stream(
@@ -157,7 +167,7 @@ class PeerClient:
         try:
             answer = self._stub.ListFiles(p2p_pb2.ListFilesRequest(prefix=prefix), timeout=self.timeout)
         except grpc.RpcError as exc:
-            raise translate(exc, self.address) from None
+            raise translate(exc, self.address, dial=self.dial) from None
         return [RemoteFile(f.name, f.size, f.sha256) for f in answer.files]
 
     def health(self, service=""):
@@ -168,14 +178,14 @@ class PeerClient:
         try:
             answer = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=self.timeout)
         except grpc.RpcError as exc:
-            raise translate(exc, self.address) from None
+            raise translate(exc, self.address, dial=self.dial) from None
         return health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status)
 
     def open_download(self, sha256="", name="", offset=0, length=0):
         """Start a Download of the range (length 0: to the end); returns its DownloadStream."""
         call = self._download_raw(
             p2p_pb2.DownloadRequest(sha256=sha256, name=name, offset=offset, length=length))
-        stream = DownloadStream(call, self.address, name or sha256)
+        stream = DownloadStream(call, self.address, name or sha256, self.dial)
         with self._lock:
             self._streams = [s for s in self._streams if not s.finished]
             self._streams.append(stream)
@@ -210,5 +220,5 @@ class PeerClient:
         try:
             answer = self._stub.Upload(requests_())
         except grpc.RpcError as exc:
-            raise translate(exc, self.address, name) from None
+            raise translate(exc, self.address, name, self.dial) from None
         return RemoteFile(answer.file.name, answer.file.size, answer.file.sha256)

@@ -100,7 +100,16 @@ _SETTINGS = {
     "max_transfers": ("transfer", "max_transfers", _ranged(int, 1, 256), 8),
     # None: no metrics server; 0: any free port (the log says which)
     "metrics_port": ("metrics", "port", parse_port, None),
+    # transport security (peer_node/tls.py): PEM files; relative paths are relative to the file
+    "tls_cert": ("tls", "cert", parse_nonempty, None),
+    "tls_key": ("tls", "key", parse_nonempty, None),
+    "tls_ca": ("tls", "ca", parse_nonempty, None),
+    "tls_client_cert": ("tls", "client_cert", parse_nonempty, None),
+    "tls_client_key": ("tls", "client_key", parse_nonempty, None),
+    "tls_require_client_cert": ("tls", "require_client_cert", parse_bool, False),
+    "directory_ca": ("directory", "ca", parse_nonempty, None),
 }
+_PATHS = {"folder", "tls_cert", "tls_key", "tls_ca", "tls_client_cert", "tls_client_key", "directory_ca"}
 SERVE_REQUIRED = ("peer_id", "secret", "folder", "directory")
 
 
@@ -130,6 +139,13 @@ class PeerConfig:
     rescan_interval: float = 5.0
     max_transfers: int = 8
     metrics_port: int = None
+    tls_cert: str = None
+    tls_key: str = None
+    tls_ca: str = None
+    tls_client_cert: str = None
+    tls_client_key: str = None
+    tls_require_client_cert: bool = False
+    directory_ca: str = None
     source: str = "defaults"
 
     @property
@@ -178,8 +194,8 @@ def load_config(path=None, flags=None, env=None, required=(), default_path=DEFAU
             values[name] = parse(raw)
         except (ValueError, TypeError) as exc:
             raise ConfigError(where, what, str(exc)) from None
-        if name == "folder" and where == source:
-            # a relative folder in the file means relative to the file, not to the cwd
+        if name in _PATHS and where == source:
+            # a relative path in the file means relative to the file, not to the cwd
             values[name] = os.path.join(os.path.dirname(os.path.abspath(source)), values[name])
     for name in required:
         if values.get(name) is None:

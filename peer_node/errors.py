@@ -115,6 +115,14 @@ class PeerUnavailable(P2PError):
         super().__init__(f"peer {address} unavailable" + (f": {detail}" if detail else ""))
 
 
+class TransportSecurityError(PeerUnavailable):
+    """A TLS mismatch with a peer: plaintext on one side, a certificate from another CA, a refused client certificate."""
+
+    def __init__(self, address, problem):
+        self.address, self.detail = address, problem
+        P2PError.__init__(self, f"peer {address}: {problem}")
+
+
 class RemoteError(P2PError):
     """A peer answered with a status we have no better class for."""
 

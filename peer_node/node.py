@@ -5,7 +5,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from peer_node import session
+from peer_node import session, tls
 from peer_node.directory import DirectoryClient
 from peer_node.errors import (AlreadyExists, DirectoryError, DirectoryUnavailable, NotFound, P2PError,
                               Unauthorized)
@@ -39,7 +39,7 @@ class PeerNode:
         limits = ServiceLimits(config.chunk_size, config.upload_rate_limit, config.max_upload_bytes,
                                config.accept_uploads, config.max_transfers)
         self.service = PeerService(self.folder, limits, on_stored=self._stored)
-        self.directory = DirectoryClient(config.directory)
+        self.directory = DirectoryClient(config.directory, verify=config.directory_ca or True)
         self.server = None
         self.port = None
         self.address = None
@@ -62,7 +62,8 @@ class PeerNode:
         """Index the folder, start serving gRPC, then the directory and rescan threads."""
         changes = self.folder.scan()
         log.info("sharing %d file(s) from %s", len(changes.added), self.folder.root)
-        self.server, self.port = create_server(self.config.bind_address, self.service)
+        self.server, self.port = create_server(self.config.bind_address, self.service,
+                                               credentials=tls.server_credentials(self.config))
         serve(self.server)
         self.address = session.advertised_address(self.config.host, self.port, self.config.advertise)
         for target, name in ((self._directory_loop, "directory"), (self._rescan_loop, "rescan")):
