@@ -242,3 +242,75 @@ def test_two_processes_sweep_once_per_interval(tmp_path):
     assert [s.tick() for s in reversed(sweepers)] == [True, False]
     for s in stores:
         s.dispose()
+
+
+# -- the probe of peers that serve TLS (DIRECTORY_PEER_CA) ---------------------------------
+
+@pytest.fixture(scope="module")
+def tls_network(tmp_path_factory):
+    """Our CA with a peer and the directory's pair; a stranger CA."""
+    from peer_node import certs
+
+    root = tmp_path_factory.mktemp("tls")
+    ours = {i.name: i for i in certs.write_network(str(root / "ours"), ["peer1"])}
+    theirs = {i.name: i for i in certs.write_network(str(root / "theirs"), [])}
+    return ours, theirs
+
+
+@pytest.fixture
+def tls_health_server(tls_network):
+    """start(require_client_cert=False) -> address of a TLS gRPC health server with peer1's certificate."""
+    from concurrent import futures
+
+    import grpc
+    from grpc_health.v1 import health, health_pb2_grpc
+
+    ours, _ = tls_network
+    servers = []
+
+    def start(require_client_cert=False):
+        read = lambda path: open(path, "rb").read()  # noqa: E731
+        server = grpc.server(futures.ThreadPoolExecutor(2))
+        health_pb2_grpc.add_HealthServicer_to_server(health.HealthServicer(), server)
+        creds = grpc.ssl_server_credentials([(read(ours["peer1"].key), read(ours["peer1"].cert))],
+                                            root_certificates=read(ours["ca"].cert),
+                                            require_client_auth=require_client_cert)
+        port = server.add_secure_port("127.0.0.1:0", creds)
+        server.start()
+        servers.append(server)
+        return f"127.0.0.1:{port}"
+
+    yield start
+    for server in servers:
+        server.stop(0)
+
+
+def test_probe_of_a_tls_peer_needs_its_ca(tls_network, tls_health_server):
+    ours, theirs = tls_network
+    address = tls_health_server()
+    assert make(peer_ca=ours["ca"].cert).probe(address) is True
+    assert make().probe(address) is False                            # plaintext: judged dead
+    assert make(peer_ca=theirs["ca"].cert).probe(address) is False   # not a peer of our network
+
+
+def test_probe_of_a_peer_that_requires_client_certificates(tls_network, tls_health_server):
+    ours, _ = tls_network
+    address = tls_health_server(require_client_cert=True)
+    assert make(peer_ca=ours["ca"].cert).probe(address) is False
+    assert make(peer_ca=ours["ca"].cert, peer_cert=ours["directory"].cert,
+                peer_key=ours["directory"].key).probe(address) is True
+
+
+@pytest.mark.parametrize("env,words", [
+    ({"DIRECTORY_PEER_CA": "/no/such.pem"}, r"DIRECTORY_PEER_CA: /no/such.pem: no such file"),
+    ({"DIRECTORY_PEER_CERT": "CERT", "DIRECTORY_PEER_KEY": "KEY"}, r"needs both, and peer_ca"),
+    ({"DIRECTORY_PEER_CA": "CA", "DIRECTORY_PEER_CERT": "CERT"}, r"needs both"),
+])
+def test_probe_tls_settings_are_checked(tls_network, env, words):
+    from directory_api.config import load_config
+    from directory_api.errors import ConfigError
+
+    ours, _ = tls_network
+    files = {"CA": ours["ca"].cert, "CERT": ours["directory"].cert, "KEY": ours["directory"].key}
+    with pytest.raises(ConfigError, match=words):
+        load_config({}, {k: files.get(v, v) for k, v in env.items()})
