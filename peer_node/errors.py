@@ -116,10 +116,14 @@ class PeerUnavailable(P2PError):
 
 
 class TransportSecurityError(PeerUnavailable):
-    """A TLS mismatch with a peer: plaintext on one side, a certificate from another CA, a refused client certificate."""
+    """A TLS mismatch with a peer: plaintext on one side, a certificate from another CA, a refused client certificate.
 
-    def __init__(self, address, problem):
-        self.address, self.detail = address, problem
+    ours: the fix is in our own settings (we dialed plaintext, or lack a client certificate
+    the peer accepts), so no other peer of the network would answer us either.
+    """
+
+    def __init__(self, address, problem, ours=False):
+        self.address, self.detail, self.ours = address, problem, ours
         P2PError.__init__(self, f"peer {address}: {problem}")
 
 

@@ -159,13 +159,13 @@ def explain(address, dial, detail):
     verdict = _probe(address, dial)
     if verdict == "tls" and dial is None:
         return TransportSecurityError(address, "serves TLS and we dialed plaintext: set [tls] ca (P2P_TLS_CA) "
-                                               "to the network's CA certificate")
+                                               "to the network's CA certificate", ours=True)
     if verdict == "refused" and dial is not None:
         if dial.client_cert is None:
             return TransportSecurityError(address, "requires a client certificate (mutual TLS): set [tls] "
-                                                   "client_cert and client_key")
+                                                   "client_cert and client_key", ours=True)
         return TransportSecurityError(address, f"refused our client certificate ([tls] client_cert "
-                                               f"{dial.client_cert_path}): not signed by its CA?")
+                                               f"{dial.client_cert_path}): not signed by its CA?", ours=True)
     return None
 
 
