@@ -116,6 +116,9 @@ def serve(ctx, config_path, **flags):
     tls.use(cfg)  # replication pushes dial other peers with [tls] ca
     if ctx.obj["log_level"] > logging.INFO:
         _setup_logging(logging.INFO)  # a server logs its state changes by default
+    if cfg.tls_cert and not cfg.tls_ca:
+        log.warning("serving TLS, but without [tls] ca this peer dials others in plaintext: "
+                    "its replicas cannot reach TLS peers")
     stopping = threading.Event()
 
     def on_signal(signum, frame):

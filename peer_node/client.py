@@ -49,13 +49,13 @@ class RemoteFile:
     sha256: str
 
 
-def translate(exc, address, name="", dial=None):
-    """The P2PError for a grpc.RpcError raised by a call to address (dialed with dial: a tls.Dial or None)."""
+def translate(exc, address, name=""):
+    """The P2PError for a grpc.RpcError raised by a call to address (dialed as tls.dialing() says)."""
     code = exc.code() if hasattr(exc, "code") else None
     detail = (exc.details() if hasattr(exc, "details") else None) or str(code)
     if code is grpc.StatusCode.UNAVAILABLE:
-        mismatch = tls.explain(address, dial, detail)  # plaintext vs TLS, another CA: say so in one line
-        if mismatch is not None:
+        mismatch = tls.explain(address, tls.dialing(), detail)
+        if mismatch is not None:  # plaintext against TLS, another CA...: say so in one line
             return mismatch
     if code in _UNAVAILABLE:
         return PeerUnavailable(address, detail)
@@ -93,8 +93,8 @@ class DownloadStream:
     cancellation from the peer's failure.
     """
 
-    def __init__(self, call, address, what, dial=None):
-        self._call, self.address, self.what, self.dial = call, address, what, dial
+    def __init__(self, call, address, what):
+        self._call, self.address, self.what = call, address, what
         self.cancelled = False
         self.finished = False
 
@@ -109,7 +109,7 @@ class DownloadStream:
             raise
         except grpc.RpcError as exc:
             self.finished = True
-            raise translate(exc, self.address, self.what, self.dial) from None
+            raise translate(exc, self.address, self.what) from None
         try:
             return decode_chunk(raw)
         except ValueError as exc:
@@ -122,17 +122,12 @@ class DownloadStream:
 
 
 class PeerClient:
-    """A channel to one peer; use as a context manager or call close().
+    """A channel to one peer; use as a context manager or call close()."""
 
-    dial: a tls.Dial (TLS verified against its CA), None (plaintext), or by default the
-    process's setting (tls.use).
-    """
-
-    def __init__(self, address, timeout=10.0, dial=tls.PROCESS):
+    def __init__(self, address, timeout=10.0):
         self.address = address
         self.timeout = timeout  # for unary calls; streams run as long as bytes keep coming
-        self.dial = tls.dialing() if dial is tls.PROCESS else dial
-        self._channel = tls.channel(address, self.dial, CHANNEL_OPTIONS)
+        self._channel = tls.channel(address, tls.dialing(), CHANNEL_OPTIONS)  # TLS when [tls] ca is set (tls.use)
         self._stub = p2p_pb2_grpc.P2PServiceStub(self._channel)
         # Download answers are left as raw bytes and parsed by wire.decode_chunk (zero-copy)
         self._download_raw = self._channel.unary_stream(
@@ -167,7 +162,7 @@ class PeerClient:
         try:
             answer = self._stub.ListFiles(p2p_pb2.ListFilesRequest(prefix=prefix), timeout=self.timeout)
         except grpc.RpcError as exc:
-            raise translate(exc, self.address, dial=self.dial) from None
+            raise translate(exc, self.address) from None
         return [RemoteFile(f.name, f.size, f.sha256) for f in answer.files]
 
     def health(self, service=""):
@@ -178,14 +173,14 @@ class PeerClient:
         try:
             answer = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=self.timeout)
         except grpc.RpcError as exc:
-            raise translate(exc, self.address, dial=self.dial) from None
+            raise translate(exc, self.address) from None
         return health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status)
 
     def open_download(self, sha256="", name="", offset=0, length=0):
         """Start a Download of the range (length 0: to the end); returns its DownloadStream."""
         call = self._download_raw(
             p2p_pb2.DownloadRequest(sha256=sha256, name=name, offset=offset, length=length))
-        stream = DownloadStream(call, self.address, name or sha256, self.dial)
+        stream = DownloadStream(call, self.address, name or sha256)
         with self._lock:
             self._streams = [s for s in self._streams if not s.finished]
             self._streams.append(stream)
@@ -220,5 +215,5 @@ class PeerClient:
         try:
             answer = self._stub.Upload(requests_())
         except grpc.RpcError as exc:
-            raise translate(exc, self.address, name, self.dial) from None
+            raise translate(exc, self.address, name) from None
         return RemoteFile(answer.file.name, answer.file.size, answer.file.sha256)

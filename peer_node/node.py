@@ -5,13 +5,14 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from peer_node import session, tls
+from peer_node import session
 from peer_node.directory import DirectoryClient
 from peer_node.errors import (AlreadyExists, DirectoryError, DirectoryUnavailable, NotFound, P2PError,
                               Unauthorized)
 from peer_node.folder import SharedFolder
 from peer_node.servicer import create_server, serve, stop
 from peer_node.service import PeerService, RateLimiter, ServiceLimits
+from peer_node.tls import server_credentials
 from peer_node.transfer import push
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ class PeerNode:
         limits = ServiceLimits(config.chunk_size, config.upload_rate_limit, config.max_upload_bytes,
                                config.accept_uploads, config.max_transfers)
         self.service = PeerService(self.folder, limits, on_stored=self._stored)
-        self.directory = DirectoryClient(config.directory, verify=config.directory_ca or True)
+        self.directory = DirectoryClient(config.directory)
         self.server = None
         self.port = None
         self.address = None
@@ -63,7 +64,7 @@ class PeerNode:
         changes = self.folder.scan()
         log.info("sharing %d file(s) from %s", len(changes.added), self.folder.root)
         self.server, self.port = create_server(self.config.bind_address, self.service,
-                                               credentials=tls.server_credentials(self.config))
+                                               credentials=server_credentials(self.config))
         serve(self.server)
         self.address = session.advertised_address(self.config.host, self.port, self.config.advertise)
         for target, name in ((self._directory_loop, "directory"), (self._rescan_loop, "rescan")):

@@ -6,8 +6,8 @@ against `[tls] ca`, when that is set, presenting `[tls] client_cert`/`client_key
 `[directory] ca` is what `requests` verifies an HTTPS directory against (else the system store).
 
 Dialing trust is process-wide, like the system store `requests` uses: the entry point calls
-use(cfg) once, and every PeerClient and DirectoryClient made without explicit settings
-follows it (the swarm and the replication pushes create their clients deep inside).
+use(cfg) once, and every PeerClient (and every DirectoryClient made without its own verify)
+follows it; the swarm and the replication pushes create their clients deep inside.
 """
 import logging
 import socket
@@ -39,7 +39,6 @@ class Dial:
         return grpc.ssl_channel_credentials(self.ca, self.client_key, self.client_cert)
 
 
-PROCESS = object()  # "whatever use() set": the default of PeerClient's dial
 _process = {"dial": None, "directory_ca": None}
 
 

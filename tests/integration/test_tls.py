@@ -114,3 +114,34 @@ def test_stock_grpcurl_with_the_ca(tmp_path, pki, network):
     assert plain.returncode != 0
     untrusted = run(GRPCURL, peer1.address, "list", cwd=tmp_path)  # the system store knows no such CA
     assert untrusted.returncode != 0 and "certificate" in untrusted.stderr
+
+
+def test_mutual_tls_peer_refuses_callers_without_a_client_certificate(tmp_path, pki, directory_factory,
+                                                                      peer_factory):
+    directory = directory_factory(lease=2, extra_args=(
+        "--peer-ca", pki / "ca.pem", "--peer-cert", pki / "directory.pem", "--peer-key", pki / "directory-key.pem"))
+    server_env = {"P2P_TLS_CERT": str(pki / "peer1.pem"), "P2P_TLS_KEY": str(pki / "peer1-key.pem"),
+                  "P2P_TLS_CA": str(pki / "ca.pem"), "P2P_TLS_REQUIRE_CLIENT_CERT": "true"}
+    peer = peer_factory(directory.url, files={"data.bin": DATA}, peer_id="peer1", env=server_env)
+    peer.wait_for_output(r"logged in to", timeout=20)
+    ca_only = {"P2P_TLS_CA": str(pki / "ca.pem")}
+    done = p2p("ls", peer.address, cwd=tmp_path, env=ca_only)
+    assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "requires a client certificate (mutual TLS): set [tls] client_cert and client_key" in done.stderr
+    mutual = {**ca_only, "P2P_TLS_CLIENT_CERT": str(pki / "peer2.pem"), "P2P_TLS_CLIENT_KEY": str(pki / "peer2-key.pem")}
+    done = p2p("ls", peer.address, cwd=tmp_path, env=mutual)
+    assert done.returncode == 0 and "data.bin" in done.stdout, done.stderr
+    (tmp_path / "note.txt").write_bytes(b"a note over mutual TLS\n")
+    done = p2p("put", tmp_path / "note.txt", peer.address, cwd=tmp_path, env=mutual)
+    assert done.returncode == 0, done.stderr
+    assert (open(os.path.join(peer.folder, "note.txt"), "rb").read()) == b"a note over mutual TLS\n"
+    if os.access(GRPCURL, os.X_OK):
+        listed = run(GRPCURL, "-cacert", pki / "ca.pem", "-cert", pki / "peer2.pem", "-key", pki / "peer2-key.pem",
+                     peer.address, "list", cwd=tmp_path)
+        assert listed.returncode == 0 and "p2p.v1.P2PService" in listed.stdout, listed.stderr
+    # the directory's probe presents its own certificate of the network, so peer1 stays listed
+    login = requests.post(f"{directory.url}/api/v1/login", timeout=5, json={
+        "peer_id": "reporter", "secret": "reporter-secret", "grpc_address": "127.0.0.1:9"})
+    answer = requests.post(f"{directory.url}/api/v1/peers/peer1/unreachable", json={}, timeout=10,
+                           headers={"Authorization": f"Bearer {login.json()['token']}"})
+    assert answer.ok and answer.json()["status"] == "alive", answer.text
