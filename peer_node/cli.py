@@ -389,8 +389,11 @@ def certs(folder, count, hosts, days):
     """Make a local CA and TLS certificates for a directory and N peers in DIR (a test network)."""
     from peer_node import certs as local_ca  # cryptography: only this command pays for it
 
-    issued = local_ca.write_network(folder, [f"peer{n}" for n in range(1, count + 1)],
-                                    hosts=(*local_ca.DEFAULT_HOSTS, *hosts), days=days)
+    try:
+        issued = local_ca.write_network(folder, [f"peer{n}" for n in range(1, count + 1)],
+                                        hosts=(*local_ca.DEFAULT_HOSTS, *hosts), days=days)
+    except OSError as exc:
+        raise P2PError(f"cannot write certificates to {folder}: {exc.strerror or exc}") from None
     for item in issued:
         click.echo(f"{item.name:<12} {item.cert}  {item.key}")
     click.echo(f"peers: [tls] cert/key = DIR/peerN.pem, DIR/peerN-key.pem and ca = {issued[0].cert}; "

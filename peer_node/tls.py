@@ -42,13 +42,24 @@ class Dial:
 _process = {"dial": None, "directory_ca": None}
 
 
+def _source(cfg):
+    return cfg.source if cfg.source != "defaults" else "settings"
+
+
+def _key(label):
+    """'[tls] key' -> '[tls] key (P2P_TLS_KEY)': the value may have come from either."""
+    section, key = label.strip("[").split("] ")
+    env = "P2P_DIRECTORY_CA" if section == "directory" else f"P2P_TLS_{key.upper()}"
+    return f"{label} ({env})"
+
+
 def _read(cfg, field, label, kind):
     path = getattr(cfg, field)
     try:
         with open(path, "rb") as f:
             data = f.read()
     except OSError as exc:
-        raise ConfigError(cfg.source, label, f"{path}: {exc.strerror or exc}") from None
+        raise ConfigError(_source(cfg), _key(label), f"{path}: {exc.strerror or exc}") from None
     from cryptography import x509  # only a TLS config pays for the import
     from cryptography.hazmat.primitives import serialization
 
@@ -58,7 +69,7 @@ def _read(cfg, field, label, kind):
         else:
             serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError) as exc:
-        raise ConfigError(cfg.source, label, f"{path}: not a PEM {'certificate' if kind == 'cert' else 'private key'} "
+        raise ConfigError(_source(cfg), _key(label), f"{path}: not a PEM {'certificate' if kind == 'cert' else 'private key'} "
                                              f"(or an encrypted key): {str(exc).splitlines()[0]}") from None
     return data
 
@@ -67,7 +78,7 @@ def _pair(cfg, cert_field, key_field, section_key):
     cert, key = getattr(cfg, cert_field), getattr(cfg, key_field)
     if bool(cert) != bool(key):
         missing, given = (key_field, cert_field) if cert else (cert_field, key_field)
-        raise ConfigError(cfg.source, f"[tls] {missing[4:]}",
+        raise ConfigError(_source(cfg), _key(f"[tls] {missing[4:]}"),
                           f"missing: [tls] {given[4:]} is set, and {section_key} needs both")
     if not cert:
         return None, None
@@ -80,7 +91,7 @@ def dial_settings(cfg):
     client_cert, client_key = _pair(cfg, "tls_client_cert", "tls_client_key", "a client certificate")
     if not cfg.tls_ca:
         if client_cert:
-            raise ConfigError(cfg.source, "[tls] ca", "missing: a client certificate needs the CA to verify peers")
+            raise ConfigError(_source(cfg), _key("[tls] ca"), "missing: a client certificate needs the CA to verify peers")
         return None
     ca = _read(cfg, "tls_ca", "[tls] ca", "cert")
     return Dial(ca, cfg.tls_ca, client_cert, client_key, cfg.tls_client_cert, cfg.tls_client_key)
@@ -90,7 +101,7 @@ def server_credentials(cfg):
     """grpc server credentials for cfg ([tls] cert and key set), or None: serve plaintext."""
     cert, key = _pair(cfg, "tls_cert", "tls_key", "serving TLS")
     if cfg.tls_require_client_cert and not (cert and cfg.tls_ca):
-        raise ConfigError(cfg.source, "[tls] require_client_cert",
+        raise ConfigError(_source(cfg), _key("[tls] require_client_cert"),
                           "needs [tls] cert, key and ca (the CA client certificates must come from)")
     if not cert:
         return None

@@ -160,13 +160,13 @@ def test_tls_paths_in_the_file_are_relative_to_it(tmp_path, pki):
 
 
 @pytest.mark.parametrize("fields,words", [
-    ({"tls_cert": "CERT"}, r"\[tls\] key: missing: \[tls\] cert is set"),
-    ({"tls_key": "KEY"}, r"\[tls\] cert: missing: \[tls\] key is set"),
-    ({"tls_cert": "CERT", "tls_key": "NOPE"}, r"\[tls\] key: .*NOPE: No such file"),
-    ({"tls_cert": "KEY", "tls_key": "KEY"}, r"\[tls\] cert: .*not a PEM certificate"),
-    ({"tls_cert": "CERT", "tls_key": "CERT"}, r"\[tls\] key: .*not a PEM private key"),
+    ({"tls_cert": "CERT"}, r"\[tls\] key \(P2P_TLS_KEY\): missing: \[tls\] cert is set"),
+    ({"tls_key": "KEY"}, r"\[tls\] cert \(P2P_TLS_CERT\): missing: \[tls\] key is set"),
+    ({"tls_cert": "CERT", "tls_key": "NOPE"}, r"\[tls\] key \(P2P_TLS_KEY\): .*NOPE: No such file"),
+    ({"tls_cert": "KEY", "tls_key": "KEY"}, r"\[tls\] cert \(P2P_TLS_CERT\): .*not a PEM certificate"),
+    ({"tls_cert": "CERT", "tls_key": "CERT"}, r"\[tls\] key \(P2P_TLS_KEY\): .*not a PEM private key"),
     ({"tls_cert": "CERT", "tls_key": "KEY", "tls_require_client_cert": True},
-     r"require_client_cert: needs \[tls\] cert, key and ca"),
+     r"require_client_cert \(P2P_TLS_REQUIRE_CLIENT_CERT\): needs \[tls\] cert, key and ca"),
 ])
 def test_bad_server_settings_name_the_key(pki, fields, words):
     ours, _ = pki
@@ -177,9 +177,9 @@ def test_bad_server_settings_name_the_key(pki, fields, words):
 
 
 @pytest.mark.parametrize("fields,words", [
-    ({"tls_ca": "KEY"}, r"\[tls\] ca: .*not a PEM certificate"),
-    ({"tls_client_cert": "CERT", "tls_client_key": "KEY"}, r"\[tls\] ca: missing: a client certificate"),
-    ({"tls_ca": "CERT", "tls_client_cert": "CERT"}, r"\[tls\] client_key: missing"),
+    ({"tls_ca": "KEY"}, r"\[tls\] ca \(P2P_TLS_CA\): .*not a PEM certificate"),
+    ({"tls_client_cert": "CERT", "tls_client_key": "KEY"}, r"\[tls\] ca \(P2P_TLS_CA\): missing: a client certificate"),
+    ({"tls_ca": "CERT", "tls_client_cert": "CERT"}, r"\[tls\] client_key \(P2P_TLS_CLIENT_KEY\): missing"),
 ])
 def test_bad_dial_settings_name_the_key(pki, fields, words):
     ours, _ = pki
@@ -261,3 +261,21 @@ def test_p2p_ls_fails_in_one_line_without_the_ca_and_works_with_it(runner, pki, 
     monkeypatch.setenv("P2P_TLS_CA", ours["ca"].cert)
     result = runner.invoke(cli.main, ["ls", address])
     assert result.exit_code == 0 and "a.txt" in result.output
+
+
+def test_p2p_certs_into_a_file_fails_with_one_line(runner, tmp_path):
+    (tmp_path / "taken").write_text("in the way\n")
+    result = runner.invoke(cli.main, ["certs", "taken/tls", "--peers", "1"])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == ["Error: cannot write certificates to taken/tls: Not a directory"]
+
+
+def test_p2p_serve_with_half_a_tls_pair_fails_with_one_line(runner, pki, tmp_path):
+    ours, _ = pki
+    (tmp_path / "shared").mkdir()
+    result = runner.invoke(cli.main, ["serve", "--peer-id", "p", "--secret", "s", "--folder", "shared",
+                                      "--port", "0", "--directory", "http://127.0.0.1:9"],
+                           env={"P2P_TLS_CERT": ours["peer1"].cert})
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines()[-1] == (
+        "Error: settings: [tls] key (P2P_TLS_KEY): missing: [tls] cert is set, and serving TLS needs both")
