@@ -145,3 +145,21 @@ def test_mutual_tls_peer_refuses_callers_without_a_client_certificate(tmp_path, 
     answer = requests.post(f"{directory.url}/api/v1/peers/peer1/unreachable", json={}, timeout=10,
                            headers={"Authorization": f"Bearer {login.json()['token']}"})
     assert answer.ok and answer.json()["status"] == "alive", answer.text
+
+
+def test_a_holder_with_another_networks_certificate_is_skipped(tmp_path, pki, network, peer_factory):
+    directory, _ = network
+    other = p2p("certs", "other", "--peers", "1", cwd=tmp_path)
+    assert other.returncode == 0, other.stderr
+    theirs = tmp_path / "other"
+    # sorts first among the holders, so the download tries it before the honest ones
+    impostor = peer_factory(directory.url, files={"data.bin": DATA}, peer_id="aaa-impostor", env={
+        "P2P_TLS_CERT": str(theirs / "peer1.pem"), "P2P_TLS_KEY": str(theirs / "peer1-key.pem"),
+        "P2P_TLS_CA": str(theirs / "ca.pem")})
+    wait_until(lambda: "aaa-impostor" in holders_of(directory.url, SHA), timeout=20)
+    done = p2p("get", SHA, "--out", tmp_path / "copy.bin", "--directory", directory.url, "--parallel", "1",
+               cwd=tmp_path, env={"P2P_TLS_CA": str(pki / "ca.pem")})
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "copy.bin").read_bytes() == DATA
+    assert f"holder aaa-impostor ({impostor.address}) failed: its TLS certificate is not signed by our CA" \
+        in done.stderr
