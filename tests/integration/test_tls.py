@@ -11,7 +11,7 @@ import sys
 import pytest
 import requests
 
-from tests.integration.helpers import GRPCURL, clean_env, holders_of, sha, wait_until
+from tests.integration.helpers import GRPCURL, clean_env, holders_of, sha, wait_until, write_config
 from tests.procs import ROOT
 
 pytestmark = pytest.mark.integration
@@ -148,7 +148,7 @@ def test_mutual_tls_peer_refuses_callers_without_a_client_certificate(tmp_path, 
 
 
 def test_a_holder_with_another_networks_certificate_is_skipped(tmp_path, pki, network, peer_factory):
-    directory, _ = network
+    directory, (_, peer2, _) = network
     other = p2p("certs", "other", "--peers", "1", cwd=tmp_path)
     assert other.returncode == 0, other.stderr
     theirs = tmp_path / "other"
@@ -157,9 +157,13 @@ def test_a_holder_with_another_networks_certificate_is_skipped(tmp_path, pki, ne
         "P2P_TLS_CERT": str(theirs / "peer1.pem"), "P2P_TLS_KEY": str(theirs / "peer1-key.pem"),
         "P2P_TLS_CA": str(theirs / "ca.pem")})
     wait_until(lambda: "aaa-impostor" in holders_of(directory.url, SHA), timeout=20)
-    done = p2p("get", SHA, "--out", tmp_path / "copy.bin", "--directory", directory.url, "--parallel", "1",
+    # through the session of running peer2, so the failed holder is reported to the directory
+    config = write_config(tmp_path / "peer2.ini", peer2, directory.url)
+    done = p2p("get", SHA, "--out", tmp_path / "copy.bin", "--config", config, "--parallel", "1",
                cwd=tmp_path, env={"P2P_TLS_CA": str(pki / "ca.pem")})
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "copy.bin").read_bytes() == DATA
     assert f"holder aaa-impostor ({impostor.address}) failed: its TLS certificate is not signed by our CA" \
         in done.stderr
+    # the directory's probe, verifying against the network's CA, finds no peer of ours there
+    wait_until(lambda: "aaa-impostor" not in holders_of(directory.url, SHA), timeout=10)
