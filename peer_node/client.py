@@ -127,7 +127,7 @@ class PeerClient:
     def __init__(self, address, timeout=10.0):
         self.address = address
         self.timeout = timeout  # for unary calls; streams run as long as bytes keep coming
-        self._channel = tls.channel(address, tls.dialing(), CHANNEL_OPTIONS)  # TLS when [tls] ca is set (tls.use)
+        self._channel = tls.channel(address, tls.dialing(), CHANNEL_OPTIONS)  # TLS with [tls] ca (tls.use)
         self._stub = p2p_pb2_grpc.P2PServiceStub(self._channel)
         # Download answers are left as raw bytes and parsed by wire.decode_chunk (zero-copy)
         self._download_raw = self._channel.unary_stream(

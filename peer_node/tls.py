@@ -69,8 +69,9 @@ def _read(cfg, field, label, kind):
         else:
             serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError) as exc:
-        raise ConfigError(_source(cfg), _key(label), f"{path}: not a PEM {'certificate' if kind == 'cert' else 'private key'} "
-                                             f"(or an encrypted key): {str(exc).splitlines()[0]}") from None
+        what = "certificate" if kind == "cert" else "private key (unencrypted)"
+        raise ConfigError(_source(cfg), _key(label),
+                          f"{path}: not a PEM {what}: {str(exc).splitlines()[0]}") from None
     return data
 
 
@@ -91,7 +92,8 @@ def dial_settings(cfg):
     client_cert, client_key = _pair(cfg, "tls_client_cert", "tls_client_key", "a client certificate")
     if not cfg.tls_ca:
         if client_cert:
-            raise ConfigError(_source(cfg), _key("[tls] ca"), "missing: a client certificate needs the CA to verify peers")
+            raise ConfigError(_source(cfg), _key("[tls] ca"),
+                              "missing: a client certificate needs the CA to verify peers")
         return None
     ca = _read(cfg, "tls_ca", "[tls] ca", "cert")
     return Dial(ca, cfg.tls_ca, client_cert, client_key, cfg.tls_client_cert, cfg.tls_client_key)
@@ -113,6 +115,8 @@ def server_credentials(cfg):
 def use(cfg):
     """Make cfg's dialing trust this process's default (PeerClient, DirectoryClient); returns the Dial."""
     dial = dial_settings(cfg)
+    if cfg.directory_ca:  # requests would fail on it at the first call, with a traceback
+        _read(cfg, "directory_ca", "[directory] ca", "cert")
     _process["dial"] = dial
     _process["directory_ca"] = cfg.directory_ca
     return dial

@@ -180,12 +180,13 @@ def test_bad_server_settings_name_the_key(pki, fields, words):
     ({"tls_ca": "KEY"}, r"\[tls\] ca \(P2P_TLS_CA\): .*not a PEM certificate"),
     ({"tls_client_cert": "CERT", "tls_client_key": "KEY"}, r"\[tls\] ca \(P2P_TLS_CA\): missing: a client certificate"),
     ({"tls_ca": "CERT", "tls_client_cert": "CERT"}, r"\[tls\] client_key \(P2P_TLS_CLIENT_KEY\): missing"),
+    ({"directory_ca": "NOPE"}, r"\[directory\] ca \(P2P_DIRECTORY_CA\): NOPE: No such file"),
 ])
 def test_bad_dial_settings_name_the_key(pki, fields, words):
     ours, _ = pki
     files = {"CERT": ours["peer1"].cert, "KEY": ours["peer1"].key}
     with pytest.raises(ConfigError, match=words):
-        tls.dial_settings(config(**{k: files.get(v, v) for k, v in fields.items()}))
+        tls.use(config(**{k: files.get(v, v) for k, v in fields.items()}))
 
 
 # -- the directory over HTTPS --------------------------------------------------------------
