@@ -167,3 +167,33 @@ def test_a_holder_with_another_networks_certificate_is_skipped(tmp_path, pki, ne
         in done.stderr
     # the directory's probe, verifying against the network's CA, finds no peer of ours there
     wait_until(lambda: "aaa-impostor" not in holders_of(directory.url, SHA), timeout=10)
+
+
+def _directory_serves_https():
+    from directory_api.config import DirectoryConfig
+
+    return "certfile" in DirectoryConfig.__dataclass_fields__
+
+
+@pytest.mark.skipif(not _directory_serves_https(), reason="this directory has no --certfile/--keyfile yet")
+def test_peers_and_clients_verify_an_https_directory_against_directory_ca(tmp_path, pki, peer_factory):
+    from tests.procs import ServerProcess, python_module
+
+    directory = ServerProcess(python_module(
+        "directory_api", "--host", "127.0.0.1", "--port", "0", "--database", f"sqlite:///{tmp_path}/d.db",
+        "--lease", "2", "--workers", "1", "--certfile", pki / "directory.pem", "--keyfile", pki / "directory-key.pem",
+        "--peer-ca", pki / "ca.pem"), r"directory listening on (https?://\S+)")
+    try:
+        url = "https://" + directory.match.group(1).split("://", 1)[1]
+        trust = {"P2P_TLS_CA": str(pki / "ca.pem"), "P2P_DIRECTORY_CA": str(pki / "ca.pem")}
+        peer = peer_factory(url, files={"data.bin": DATA}, peer_id="peer1", env={
+            **trust, "P2P_TLS_CERT": str(pki / "peer1.pem"), "P2P_TLS_KEY": str(pki / "peer1-key.pem")})
+        peer.wait_for_output(r"logged in to", timeout=20)
+        done = p2p("get", SHA, "--out", tmp_path / "copy.bin", "--directory", url, cwd=tmp_path, env=trust)
+        assert done.returncode == 0, done.stderr
+        assert (tmp_path / "copy.bin").read_bytes() == DATA
+        done = p2p("peers", "--directory", url, cwd=tmp_path)  # the system store does not know our CA
+        assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+        assert "did not verify" in done.stderr and "[directory] ca" in done.stderr
+    finally:
+        directory.stop()
