@@ -42,11 +42,6 @@ class DirectoryConfig:
     max_pending_per_peer: int = 4
     max_plans_per_heartbeat: int = 16
     probe_timeout_s: float = 1.0
-    # The health probe of a reported peer dials TLS verified by this CA when set (peers serving
-    # [tls] cert/key), presenting peer_cert/peer_key to peers that require client certificates.
-    peer_ca: str | None = None
-    peer_cert: str | None = None
-    peer_key: str | None = None
     sweep: bool = True
     # Heartbeats renew leases in memory; each process writes them every lease_flush_s in one
     # transaction (0: every heartbeat writes its own).
@@ -96,8 +91,6 @@ class DirectoryConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"{name}: must be an integer >= 1, got {value!r}")
-        if (self.peer_cert or self.peer_key) and not (self.peer_cert and self.peer_key and self.peer_ca):
-            raise ConfigError("peer_cert, peer_key: a client certificate for the probe needs both, and peer_ca")
 
     @property
     def deadline_s(self) -> float:
@@ -160,14 +153,6 @@ def parse_path(raw: str) -> str:
     if not raw.strip():
         raise ValueError("is empty")
     return os.path.abspath(raw.strip())
-
-
-def parse_file(raw: str) -> str:
-    """An existing file (made absolute like parse_path)."""
-    path = parse_path(raw)
-    if not os.path.isfile(path):
-        raise ValueError(f"{path}: no such file")
-    return path
 
 
 def parse_seconds(raw: str) -> float:
@@ -260,13 +245,6 @@ SETTINGS: tuple[Setting, ...] = (
             "request threads in each server process (not with --dev)"),
     Setting("header_timeout_s", "--header-timeout", "DIRECTORY_HEADER_TIMEOUT_S", parse_seconds, "SECONDS",
             "seconds a client may take to send its request line and headers, and each read of its body"),
-    Setting("peer_ca", "--peer-ca", "DIRECTORY_PEER_CA", parse_file, "PEM",
-            "CA of the peers' TLS certificates: the health probe of a reported peer dials TLS verified by it",
-            default_help="none: probes dial plaintext"),
-    Setting("peer_cert", "--peer-cert", "DIRECTORY_PEER_CERT", parse_file, "PEM",
-            "client certificate the probe presents to peers that require one (mutual TLS)", default_help="none"),
-    Setting("peer_key", "--peer-key", "DIRECTORY_PEER_KEY", parse_file, "PEM",
-            "private key of --peer-cert", default_help="none"),
     Setting("ticket_key_file", "--ticket-key-file", "DIRECTORY_TICKET_KEY_FILE", parse_path, "PEM",
             "Ed25519 key that signs transfer tickets (created if missing); give every directory process "
             "of a network the same one", default_help="beside the SQLite file, or in the PostgreSQL database"),

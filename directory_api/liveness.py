@@ -9,7 +9,6 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from .config import DirectoryConfig
-from .errors import ConfigError
 from .store import PeerSession, Store
 from .store.removals import UNREACHABLE
 
@@ -25,7 +24,6 @@ class Liveness:
         self.probe_timeout_s = config.probe_timeout_s
         self.dead_after_s = config.dead_after_leases * config.lease_s
         self.clock = clock
-        self.peer_credentials = _probe_credentials(config)
 
     def now(self) -> float:
         """The current time in seconds since the epoch (all processes must share a clock)."""
@@ -46,9 +44,7 @@ class Liveness:
     def probe(self, address: str) -> bool:
         """True if address answers grpc.health.v1 Health/Check with SERVING within the deadline."""
         try:
-            channel = (grpc.secure_channel(address, self.peer_credentials) if self.peer_credentials
-                       else grpc.insecure_channel(address))
-            with channel:
+            with grpc.insecure_channel(address) as channel:
                 reply = health_pb2_grpc.HealthStub(channel).Check(
                     health_pb2.HealthCheckRequest(service=""), timeout=self.probe_timeout_s
                 )
@@ -93,27 +89,6 @@ class Liveness:
         if copies or dead:
             log.info("sweep removed %s dead peer(s) and %s expired copy plan(s)", dead, copies)
         return dead, copies
-
-
-def _probe_credentials(config: DirectoryConfig):
-    """TLS channel credentials for the probe (DIRECTORY_PEER_CA, ...), or None: plaintext.
-
-    A setting rather than "try TLS, then plaintext": a network's peers all speak one or the
-    other, a probe then costs one deadline, not two, and it verifies that the address still
-    belongs to a peer of the network's CA.
-    """
-    if not config.peer_ca:
-        return None
-    files = {}
-    for name in ("peer_ca", "peer_cert", "peer_key"):
-        path = getattr(config, name)
-        if path:
-            try:
-                with open(path, "rb") as f:
-                    files[name] = f.read()
-            except OSError as exc:
-                raise ConfigError(f"DIRECTORY_{name.upper()}: {path}: {exc.strerror or exc}") from None
-    return grpc.ssl_channel_credentials(files["peer_ca"], files.get("peer_key"), files.get("peer_cert"))
 
 
 class _Periodic:

@@ -124,7 +124,7 @@ def test_demo_over_tls(tmp_path):
     done = _run_demo(tmp_path / "demo", extra=("--tls",))
     transcript = done.stdout + done.stderr
     assert done.returncode == 0, transcript
-    for expected in ("over TLS", "$ p2p certs ", "--peer-ca ", "$ export P2P_TLS_CA=", "sha256 matches",
+    for expected in ("over TLS", "$ p2p certs ", "$ export P2P_TLS_CA=", "sha256 matches",
                      "2 holders", "serves TLS and we dialed plaintext", "every step worked"):
         assert expected in transcript, f"{expected!r} missing from:\n{transcript}"
     assert "[tls]" in (tmp_path / "demo" / "peer1.ini").read_text()
