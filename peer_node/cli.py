@@ -9,7 +9,7 @@ import threading
 
 import click
 
-from peer_node import session, tls
+from peer_node import session
 from peer_node.client import PeerClient
 from peer_node.config import SERVE_REQUIRED, load_config
 from peer_node.directory import DirectoryClient
@@ -18,6 +18,7 @@ from peer_node.folder import check_name
 from peer_node.hashing import hash_file
 from peer_node.progress import Progress, human_size
 from peer_node.swarm_state import CancelToken
+from peer_node.tls import use as use_tls
 from peer_node.transfer import destination, download, find_file
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ def _serve_metrics(cfg, node):
 
 def _client_config(config_path, directory, **flags):
     cfg = load_config(config_path, {"directory": directory, **flags})
-    tls.use(cfg)
+    use_tls(cfg)
     if not cfg.directory:
         raise ConfigError(cfg.source if cfg.source != "defaults" else "(no config file)",
                           "[directory] url", "missing (use --directory, P2P_DIRECTORY or the config)")
@@ -113,7 +114,7 @@ def main(ctx, verbose):
 def serve(ctx, config_path, **flags):
     """Run a peer: share the folder over gRPC and keep it registered at the directory."""
     cfg = load_config(config_path, flags, required=SERVE_REQUIRED)
-    tls.use(cfg)  # replication pushes dial other peers with [tls] ca
+    use_tls(cfg)  # replication pushes dial other peers with [tls] ca
     if ctx.obj["log_level"] > logging.INFO:
         _setup_logging(logging.INFO)  # a server logs its state changes by default
     if cfg.tls_cert and not cfg.tls_ca:
@@ -330,7 +331,7 @@ class _SessionReporter:
 @_user_errors
 def ls(address, prefix, as_json):
     """List the files one peer shares, asking it directly over gRPC."""
-    tls.use(load_config())  # [tls] ca from P2P_TLS_CA, P2P_CONFIG or ./peerConfig.ini
+    use_tls(load_config())  # [tls] ca from P2P_TLS_CA, P2P_CONFIG or ./peerConfig.ini
     with PeerClient(address) as peer:
         files = peer.list_files(prefix)
     if as_json:
@@ -349,7 +350,7 @@ def ls(address, prefix, as_json):
 @_user_errors
 def put(path, address, name):
     """Upload FILE to the peer at HOST:PORT (it checks size and sha256 before keeping it)."""
-    tls.use(load_config())  # [tls] ca from P2P_TLS_CA, P2P_CONFIG or ./peerConfig.ini
+    use_tls(load_config())  # [tls] ca from P2P_TLS_CA, P2P_CONFIG or ./peerConfig.ini
     name = check_name(name or os.path.basename(path))
     digest = hash_file(path)
     with PeerClient(address) as peer:
