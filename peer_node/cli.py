@@ -47,6 +47,15 @@ def _user_errors(fn):
     return wrapper
 
 
+def _dials_peers(fn):
+    """The command dials peers: [tls] of its --config (else P2P_CONFIG, ./peerConfig.ini) and P2P_TLS_*."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        _user_errors(lambda: use_tls(load_config(kwargs.get("config_path"))))()
+        return fn(*args, **kwargs)
+    return wrapper
+
+
 def _directory_options(fn):
     fn = click.option("--directory", "directory", metavar="URL",
                       help="Directory URL (several comma-separated); else P2P_DIRECTORY or the config.")(fn)
@@ -148,6 +157,30 @@ def serve(ctx, config_path, **flags):
     if node.fatal is not None:
         raise P2PError(f"login refused: {node.fatal}; check peer_id and secret")
     log.info("stopped")
+
+
+@main.command()
+@click.argument("folder", metavar="DIR", type=click.Path(file_okay=False))
+@click.option("--peers", "count", type=click.IntRange(0, 1000), default=3, show_default=True,
+              help="Peer certificates to make: peer1..peerN.")
+@click.option("--host", "hosts", multiple=True, metavar="NAME|IP",
+              help="Another host name or address the certificates are valid for (repeatable); "
+                   "127.0.0.1, ::1 and localhost always are.")
+@click.option("--days", type=click.IntRange(1, 3650), default=365, show_default=True, help="Validity.")
+@_user_errors
+def certs(folder, count, hosts, days):
+    """Make a local CA and TLS certificates for a directory and N peers in DIR (a test network)."""
+    from peer_node import certs as local_ca  # cryptography: only this command pays for it
+
+    try:
+        issued = local_ca.write_network(folder, [f"peer{n}" for n in range(1, count + 1)],
+                                        hosts=(*local_ca.DEFAULT_HOSTS, *hosts), days=days)
+    except OSError as exc:
+        raise P2PError(f"cannot write certificates to {folder}: {exc.strerror or exc}") from None
+    for item in issued:
+        click.echo(f"{item.name:<12} {item.cert}  {item.key}")
+    click.echo(f"peers: [tls] cert/key = DIR/peerN.pem, DIR/peerN-key.pem and ca = {issued[0].cert}; "
+               f"directory: --certfile {issued[1].cert} --keyfile {issued[1].key}")
 
 
 @main.command()
@@ -325,13 +358,13 @@ class _SessionReporter:
 
 
 @main.command()
+@_dials_peers
 @click.argument("address", metavar="HOST:PORT")
 @click.option("--prefix", default="", help="Only names starting with this.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @_user_errors
 def ls(address, prefix, as_json):
     """List the files one peer shares, asking it directly over gRPC."""
-    use_tls(load_config())  # [tls] ca from P2P_TLS_CA, P2P_CONFIG or ./peerConfig.ini
     with PeerClient(address) as peer:
         files = peer.list_files(prefix)
     if as_json:
@@ -344,13 +377,13 @@ def ls(address, prefix, as_json):
 
 
 @main.command()
+@_dials_peers
 @click.argument("path", metavar="FILE", type=click.Path(exists=True, dir_okay=False))
 @click.argument("address", metavar="HOST:PORT")
 @click.option("--name", help="Name to store it under (default: the file's name).")
 @_user_errors
 def put(path, address, name):
     """Upload FILE to the peer at HOST:PORT (it checks size and sha256 before keeping it)."""
-    use_tls(load_config())  # [tls] ca from P2P_TLS_CA, P2P_CONFIG or ./peerConfig.ini
     name = check_name(name or os.path.basename(path))
     digest = hash_file(path)
     with PeerClient(address) as peer:
@@ -376,26 +409,3 @@ def peers(as_json, config_path, directory):
         count = len(files) if isinstance(files, list) else files
         click.echo(f"{p.get('peer_id')}  {p.get('grpc_address')}  files: {count}  last seen: {p.get('last_seen')}")
 
-
-@main.command()
-@click.argument("folder", metavar="DIR", type=click.Path(file_okay=False))
-@click.option("--peers", "count", type=click.IntRange(0, 1000), default=3, show_default=True,
-              help="Peer certificates to make: peer1..peerN.")
-@click.option("--host", "hosts", multiple=True, metavar="NAME|IP",
-              help="Another host name or address the certificates are valid for (repeatable); "
-                   "127.0.0.1, ::1 and localhost always are.")
-@click.option("--days", type=click.IntRange(1, 3650), default=365, show_default=True, help="Validity.")
-@_user_errors
-def certs(folder, count, hosts, days):
-    """Make a local CA and TLS certificates for a directory and N peers in DIR (a test network)."""
-    from peer_node import certs as local_ca  # cryptography: only this command pays for it
-
-    try:
-        issued = local_ca.write_network(folder, [f"peer{n}" for n in range(1, count + 1)],
-                                        hosts=(*local_ca.DEFAULT_HOSTS, *hosts), days=days)
-    except OSError as exc:
-        raise P2PError(f"cannot write certificates to {folder}: {exc.strerror or exc}") from None
-    for item in issued:
-        click.echo(f"{item.name:<12} {item.cert}  {item.key}")
-    click.echo(f"peers: [tls] cert/key = DIR/peerN.pem, DIR/peerN-key.pem and ca = {issued[0].cert}; "
-               f"directory: --certfile {issued[1].cert} --keyfile {issued[1].key}")
