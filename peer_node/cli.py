@@ -408,4 +408,3 @@ def peers(as_json, config_path, directory):
         files = p.get("files")
         count = len(files) if isinstance(files, list) else files
         click.echo(f"{p.get('peer_id')}  {p.get('grpc_address')}  files: {count}  last seen: {p.get('last_seen')}")
-
