@@ -310,7 +310,11 @@ def story(args, children, work):
     database = f"sqlite:///{work}/directory.db"
     dir_argv = [sys.executable, "-m", "directory_api", "--host", "127.0.0.1", "--port", "0",
                 "--database", database, "--replication", "1"]
-    say(f"$ python -m directory_api --host 127.0.0.1 --port 0 --database {database} --replication 1")
+    shown_argv = f"--database {database} --replication 1"
+    if tls_dir is not None:  # the probe of a reported peer must speak TLS to the TLS peers
+        dir_argv += ["--peer-ca", str(tls_dir / "ca.pem")]
+        shown_argv += f" --peer-ca {shown(tls_dir / 'ca.pem')}"
+    say(f"$ python -m directory_api --host 127.0.0.1 --port 0 {shown_argv}")
     proc, match = children.start_server("directory", dir_argv, r"directory listening on (http://\S+)",
                                         child_env())
     url = match.group(1).rstrip("/")
