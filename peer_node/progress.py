@@ -7,6 +7,7 @@ already verified, and rich's speed is computed from what is added after that. ri
 imported only when a terminal is drawn: a command in a script or a benchmark does not pay
 for it.
 """
+import logging
 import sys
 import time
 
@@ -165,6 +166,13 @@ class _RichBar:
         # the bar starts at the bytes already there: rich's speed counts only what is added
         self.task = self.progress.add_task(label, total=size or None, completed=start_at)
         self.progress.start()
+        # Log lines (a banned holder, ...) written straight to the bar's stream would be drawn
+        # over by the next refresh: while the bar is up they go through rich, above the bar.
+        from rich.file_proxy import FileProxy
+
+        proxy = FileProxy(self.progress.console, stream)
+        self._handlers = [(h, h.setStream(proxy)) for h in logging.getLogger().handlers
+                          if type(h) is logging.StreamHandler and h.stream is stream]
 
     def set(self, done, size):
         """Move the bar to done of size bytes."""
@@ -175,5 +183,7 @@ class _RichBar:
         self.progress.refresh()
 
     def stop(self):
-        """Leave the last drawing on the terminal."""
+        """Leave the last drawing on the terminal; log lines go to the stream again."""
+        for handler, old in self._handlers:
+            handler.setStream(old)
         self.progress.stop()

@@ -141,3 +141,25 @@ def test_get_shows_progress_and_holder_lines(runner, inproc_peer_factory, tmp_pa
     assert result.exit_code == 0, result.output
     assert (tmp_path / "d.bin").read_bytes() == data
     assert "holder alice: active" in result.stderr and "d.bin: 100.0%" in result.stderr
+
+
+def test_log_lines_during_the_bar_are_printed_above_it_and_the_handler_is_put_back():
+    import logging
+
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        bar = Progress("f.bin", 10 * MiB, stream=out, tty=True)
+        bar.update(MiB)
+        assert handler.stream is not out  # rich's proxy while the bar is up
+        logging.getLogger("peer_node.swarm").warning("holder bad banned from this download")
+        bar.update(2 * MiB)
+        bar.finish()
+        assert handler.stream is out
+    finally:
+        root.removeHandler(handler)
+    text = plain(out.getvalue())
+    line = next(line for line in text.splitlines() if "holder bad banned" in line)
+    assert "f.bin" not in line  # a line of its own, not drawn over by the bar
