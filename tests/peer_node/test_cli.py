@@ -52,13 +52,17 @@ def rest_login(directory, peer_id, grpc_address, files=()):
 
 @pytest.fixture
 def dead_holders(directory, holder, closed_port):
-    """Two peers listed as live holders of data.bin at addresses where nothing listens.
+    """Two peers listed as live holders of data.bin at an address where nothing listens.
 
-    Their ids sort before "holder", so a download tries them first. Two addresses: a live
-    peer's address cannot be claimed by another peer_id (409).
+    Their ids sort before "holder", so a download tries them first.
     """
-    for peer_id, host in (("dead1", "127.0.0.1"), ("dead2", "127.0.0.2")):
-        rest_login(directory, peer_id, f"{host}:{closed_port}", [DATA_ENTRY])
+    import socket
+
+    with socket.socket() as sock:  # a second closed port: a live peer's address is its own alone
+        sock.bind(("127.0.0.1", 0))
+        other_port = sock.getsockname()[1]
+    for peer_id, port in (("dead1", closed_port), ("dead2", other_port)):
+        rest_login(directory, peer_id, f"127.0.0.1:{port}", [DATA_ENTRY])
     assert holders_of(directory.url, SHA) == ["dead1", "dead2", "holder"]
     return ["dead1", "dead2"]
 
