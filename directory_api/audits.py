@@ -103,8 +103,11 @@ class Auditing:
             self.store.drop_old_audits(now - KEEP_AUDITS_S, conn=conn)
         return made
 
-    def on_heartbeat(self, peer_id: str, now: float) -> tuple[list[str], list[dict]]:
-        """The verify orders and audits this peer must carry out now, each handed out once."""
+    def on_heartbeat(self, session, now: float) -> tuple[list[str], list[dict]]:
+        """The verify orders and audits this peer (a store PeerSession) must carry out now, each handed out once."""
+        if not session.has_claims_work:  # the heartbeat's own statement said so: nothing more to ask
+            return [], []
+        peer_id = session.peer_id
         verify_waits, audits_wait = self.store.claims_work(peer_id, now)
         verify = self.store.take_verify_orders(peer_id, now) if verify_waits else []
         orders = self.store.take_audits(peer_id, now, self.liveness.live_since(now)) if audits_wait else []

@@ -119,11 +119,24 @@ def prove_confirmed_copies(peer_id: str, *, conn: Connection) -> int:
 
 # --- the heartbeat's one question ---------------------------------------------------------------
 
-_WORK = select(
-    exists().where(verify_orders.c.peer_id == bindparam("pid"), verify_orders.c.handed_at.is_(None)).label("verify"),
-    exists().where(audits.c.auditor_peer_id == bindparam("pid"), audits.c.handed_at.is_(None),
-                   audits.c.deadline >= bindparam("now")).label("audit"),
-)
+def _verify_waits(peer_column):
+    return exists().where(verify_orders.c.peer_id == peer_column, verify_orders.c.handed_at.is_(None))
+
+
+def _audit_waits(peer_column):
+    return exists().where(audits.c.auditor_peer_id == peer_column, audits.c.handed_at.is_(None),
+                          audits.c.deadline >= bindparam("now"))
+
+
+def claims_work_of(peer_column):
+    """Correlated to peer_column: verify orders or audits wait to be handed to that peer (binds :now).
+
+    The heartbeat asks it in its own statement (store.sessions), so an idle heartbeat stays one statement.
+    """
+    return _verify_waits(peer_column) | _audit_waits(peer_column)
+
+
+_WORK = select(_verify_waits(bindparam("pid")).label("verify"), _audit_waits(bindparam("pid")).label("audit"))
 _TAKE_VERIFY = (
     update(verify_orders)
     .where(verify_orders.c.peer_id == bindparam("pid"), verify_orders.c.handed_at.is_(None))

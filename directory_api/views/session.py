@@ -86,5 +86,5 @@ def heartbeat(body: HeartbeatRequest):
     if session is None:
         raise Unauthorized("unknown or expired token: log in again")
     replicate = ctx.planner.on_heartbeat(session, now)
-    verify, audit = ctx.auditing.on_heartbeat(session.peer_id, now)  # issue 11: re-hash orders, audits
+    verify, audit = ctx.auditing.on_heartbeat(session, now)  # issue 11: re-hash orders, audits
     return jsonify(lease_s=ctx.config.lease_s, replicate=replicate, verify=verify, audit=audit)
