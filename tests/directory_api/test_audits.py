@@ -130,3 +130,15 @@ def test_the_scheduler_thread_runs_and_stops(setup):
         scheduler.stop()
     assert not scheduler.running
     assert store.entry_proof("b", sha(1)) != PROVEN  # an audit proves nothing until it is answered
+
+
+def test_with_audits_off_nothing_is_scheduled_but_old_orders_are_forgotten(store):
+    config = DirectoryConfig(database_url=store.url, audits_per_minute=0, lease_s=30)
+    auditing = Auditing(config, store, Liveness(config, clock=FakeClock(NOW)), None)
+    add_peer(store, "a", files=[entry("x", n=1)])
+    add_peer(store, "b", files=[entry("x", n=1)])
+    prove(store, "a", sha(1))
+    store.order_verify("b", sha(1), "a", NOW, 3600)
+    store.take_verify_orders("b", NOW)
+    assert auditing.schedule(NOW + 3601) == 0 and store.audit_counts(NOW)["open"] == 0
+    assert store.order_verify("b", sha(1), "a", NOW + 3601, 1e9)  # the handed-out order was forgotten
