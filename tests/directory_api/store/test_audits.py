@@ -95,4 +95,4 @@ def test_verify_orders_handed_out_long_ago_are_forgotten(store):
     store.take_verify_orders("b", NOW)
     store.drop_old_audits(NOW, orders_before=NOW + 1)
     assert not store.order_verify("c", sha(1), "a", NOW + 2, 60)  # c's was never handed out: kept
-X
+    assert store.order_verify("b", sha(1), "a", NOW + 2, 1e9)  # b's was forgotten: a report arms it
