@@ -460,22 +460,3 @@ class Problem(BaseModel):
     detail: str
     field: str | None = Field(None, description="the invalid input, as a JSON path like files[3].name")
 
-
-
-# --- claims: audit answers (reports about holders take PeerFilePath) ----------------------------
-
-AUDIT_ID_PATTERN = r"^[0-9a-f]{32}$"
-
-
-class AuditPath(Params):
-    """An audit named in the path."""
-
-    audit_id: str = Field(pattern=AUDIT_ID_PATTERN, description="audit_id from a heartbeat answer's audit list")
-
-
-class AuditResult(Body):
-    """What the auditor found: the target's bytes matched its own copy (ok) or not."""
-
-    ok: bool
-    detail: str = Field("", max_length=1000, pattern=NO_NUL_PATTERN,
-                        description="what was wrong, for the operator's log (bytes differ, not found, ...)")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import sys
 import typing
 from typing import Any, Callable
 
@@ -135,8 +136,10 @@ class DirectoryOpenAPI(OpenAPI):
         doc["servers"] = [{"url": API_PREFIX}]
         doc["paths"] = {path[len(API_PREFIX):] or "/": item for path, item in doc["paths"].items()
                         if path.startswith(API_PREFIX)}
-        models = {name: model for name, model in vars(schemas).items()
-                  if inspect.isclass(model) and issubclass(model, BaseModel) and model.__module__ == schemas.__name__}
+        # The package's models and those of its modules (schemas/<resource>.py) the views imported.
+        modules = [m for n, m in sys.modules.items() if n == schemas.__name__ or n.startswith(schemas.__name__ + ".")]
+        models = {name: model for module in modules for name, model in vars(module).items()
+                  if inspect.isclass(model) and issubclass(model, BaseModel) and model.__module__ == module.__name__}
         components = doc["components"]["schemas"]
         for name in list(components):
             if name in models:

@@ -4,7 +4,8 @@ from __future__ import annotations
 from flask import current_app, g
 
 from .. import auth
-from ..schemas import AuditPath, AuditResult, PeerFilePath
+from ..schemas import PeerFilePath
+from ..schemas.claims import AuditPath, AuditResult
 from .api import blueprint, operation
 
 bp = blueprint("claims", __name__, "reports about holders' copies, audits of unproven claims")
