@@ -145,3 +145,12 @@ def test_the_heartbeat_statement_says_whether_claims_work_waits(store):
     assert store.lease_session("tok-a", LIVE, NOW).has_claims_work
     assert not store.lease_session("tok-a", LIVE, NOW + 61).has_claims_work  # past its deadline
     assert not store.lease_session("tok-b", LIVE, NOW).has_claims_work  # the target is not told
+
+
+def test_the_piece_hashes_of_a_proven_holder_win_over_a_claims(store):
+    true_pieces, made_up = [sha("piece")], [sha("made up")]
+    add_peer(store, "aaa-liar", files=[entry("x", n=1, piece_size=65536, pieces=made_up)])
+    add_peer(store, "owner", files=[entry("x", n=1, piece_size=65536, pieces=true_pieces)])
+    assert store.file_detail(sha(1), LIVE, NOW)["pieces"] == made_up  # unproven both: the first one
+    prove(store, "owner", sha(1))
+    assert store.file_detail(sha(1), LIVE, NOW)["pieces"] == true_pieces
