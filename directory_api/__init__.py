@@ -75,7 +75,7 @@ def create_app(config: Mapping[str, Any] | DirectoryConfig, *, clock: Callable[[
     from .liveness import LeaseRenewals, Liveness, Sweeper
     from .replication import Planner
     from .store import Store
-    from .views import claims, dashboard, docs, files, meta, peers, replication, session
+    from .views import claims, dashboard, docs, files, meta, peers, replication, session, trust
     from .views.api import DirectoryOpenAPI
     from .views.problems import register_error_handlers
 
@@ -88,10 +88,11 @@ def create_app(config: Mapping[str, Any] | DirectoryConfig, *, clock: Callable[[
     store = Store(cfg.database_url)
     store.create_schema()
     liveness = Liveness(cfg, clock=clock)
-    ctx = DirectoryContext(cfg, store, liveness, Planner(cfg, store, liveness),
+    signer = load_signer(cfg, store)
+    ctx = DirectoryContext(cfg, store, liveness, Planner(cfg, store, liveness, signer=signer),
                            leases=LeaseRenewals(liveness, store, cfg.lease_flush_s),
                            clock_watch=ClockWatch(store, cfg.process_beat_s, clock=clock),
-                           signer=load_signer(cfg, store))
+                           signer=signer)
     if cfg.sweep:
         ctx.sweeper = Sweeper(liveness, store, cfg.sweep_every_s, name=ctx.clock_watch.name)
     ctx.auditing = Auditing(cfg, store, liveness, ctx.signer)
@@ -101,7 +102,7 @@ def create_app(config: Mapping[str, Any] | DirectoryConfig, *, clock: Callable[[
 
     register_error_handlers(app)
     app.before_request(auth.enforce)
-    for module in (session, peers, files, replication, meta, claims):
+    for module in (session, peers, files, replication, meta, trust, claims):
         app.register_api(module.bp, url_prefix=API_PREFIX)
     app.register_blueprint(docs.bp, url_prefix=API_PREFIX)
     app.register_blueprint(dashboard.bp)  # at the root: the page people open

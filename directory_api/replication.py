@@ -76,8 +76,9 @@ def rank_backups(sha256: str, candidates: list[dict]) -> list[dict]:
 class Planner:
     """Plans copies for one holder at a time, inside the caller's transaction."""
 
-    def __init__(self, config: DirectoryConfig, store: Store, liveness: Liveness):
-        """Bind the target R, limits and deadline."""
+    def __init__(self, config: DirectoryConfig, store: Store, liveness: Liveness, signer=None):
+        """Bind the target R, limits and deadline; signer (keys.TicketSigner) signs each order's upload ticket."""
+        self.signer = signer
         self.target = config.replication
         self.max_pending = config.max_pending_per_peer
         self.max_plans = config.max_plans_per_heartbeat
@@ -142,11 +143,20 @@ class Planner:
                 # landed there): then only hand out what is ready.
                 if self.store.claim_planning(session.peer_id, now, self.interval_s, conn=conn):
                     self.plan_for_holder(session.peer_id, now, conn=conn)
-                return self.store.take_handouts(session.peer_id, now, conn=conn)
+                return self.with_tickets(session.peer_id, self.store.take_handouts(session.peer_id, now, conn=conn),
+                                         now)
         # Most heartbeats find no work, which the renewal itself reported: nothing more to ask.
         if not session.has_handouts:
             return []
-        return self.store.take_handouts(session.peer_id, now)
+        return self.with_tickets(session.peer_id, self.store.take_handouts(session.peer_id, now), now)
+
+    def with_tickets(self, peer_id: str, orders: list[dict], now: float) -> list[dict]:
+        """The orders, each with the upload ticket its backup checks (sub: the sender, aud: the backup)."""
+        if self.signer is not None:
+            for order in orders:
+                order["ticket"], _ = self.signer.issue(peer_id, order["sha256"], "upload", now,
+                                                       aud=order["to_peer_id"], size=order["size"])
+        return orders
 
     def file_state(self, live_holders: int, pending: list[dict], withdrawn: bool = False,
                    proofs: dict | None = None) -> dict:

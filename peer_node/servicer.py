@@ -131,10 +131,11 @@ def add_to_server(servicer, server):
     server.add_registered_method_handlers(SERVICE_NAME, handlers)
 
 
-def create_server(address, service, max_workers=None):
+def create_server(address, service, max_workers=None, credentials=None):
     """A gRPC server with P2PService, health and reflection bound to address; returns (server, port).
 
-    Port 0 picks a free port. Call serve(server) to start it.
+    Port 0 picks a free port. credentials: grpc server credentials (tls.server_credentials)
+    to serve TLS, None for plaintext. Call serve(server) to start it.
     """
     workers = max_workers or service.limits.max_transfers + 4  # room for ListFiles/health when busy
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"),
@@ -146,7 +147,8 @@ def create_server(address, service, max_workers=None):
         (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
          reflection.SERVICE_NAME), server)
     try:
-        port = server.add_insecure_port(address)
+        port = (server.add_secure_port(address, credentials) if credentials is not None
+                else server.add_insecure_port(address))
     except RuntimeError as exc:
         raise P2PError(f"cannot listen on {address}: {exc}") from None
     if not port:

@@ -1,13 +1,11 @@
-"""Requests of the claims resource: audit answers (reports about holders take PeerFilePath).
-
-Imported by the views, not by the package (which it builds on): views/api.py documents the
-models of every schemas module the views imported.
-"""
+"""Requests of the claims resource (issue 11): audit answers (reports about holders take PeerFilePath)."""
 from __future__ import annotations
 
 from pydantic import Field
 
 from . import NO_NUL_PATTERN, Body, Params
+
+__all__ = ["AUDIT_ID_PATTERN", "AuditPath", "AuditResult"]
 
 AUDIT_ID_PATTERN = r"^[0-9a-f]{32}$"
 

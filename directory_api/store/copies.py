@@ -101,7 +101,7 @@ _HANDOUTS = (
     .where(pending.c.from_peer_id == bindparam("src"), pending.c.handed_at.is_(None),
            pending.c.deadline >= bindparam("now"))
     .values(handed_at=bindparam("now"))
-    .returning(pending.c.sha256, pending.c.name, pending.c.to_peer_id,
+    .returning(pending.c.sha256, pending.c.name, pending.c.to_peer_id, pending.c.size,
                select(_to.c.grpc_address).where(_to.c.peer_id == pending.c.to_peer_id)
                .scalar_subquery().label("to_address"))
 )

@@ -303,6 +303,8 @@ def create_schema(conn: Connection, dialect: str) -> None:
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_SCHEMA_LOCK})
     metadata.create_all(conn, checkfirst=True)
     _add_missing_columns(conn)
+    for index in ADDED_INDEXES:
+        index.create(conn, checkfirst=True)
     _rebuild_changed_indexes(conn)
     if dialect == "sqlite":
         for ddl in SQLITE_DDL:
@@ -368,3 +370,34 @@ def _fill_ring(conn: Connection) -> None:
     if ids:
         conn.execute(update(peers).where(peers.c.peer_id == bindparam("pid")).values(ring=bindparam("r")),
                      [{"pid": i, "r": ring_key(i)} for i in ids])
+
+client_sessions = Table(
+    "p2p_client_sessions",
+    metadata,
+    # A login without grpc_address (issue 12): a token of a registered peer_id for the client calls
+    # (tickets, reports) that never makes the peer live and never touches its peer session.
+    Column("token_hash", String(64), primary_key=True),
+    Column("peer_id", String(64), ForeignKey("p2p_peers.peer_id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Index("p2p_client_sessions_expires", "expires_at"),
+    Index("p2p_client_sessions_peer", "peer_id"),
+)
+
+login_failures = Table(
+    "p2p_login_failures",
+    metadata,
+    # Failed logins of the last minute, per peer_id and per client address (issue 12): a table,
+    # not a process's memory, so that every directory process on this database (gunicorn workers,
+    # several machines behind a balancer) counts the same failures, with no other service to run.
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("key", String(320), nullable=False),  # "peer:<peer_id>" or "addr:<client address>"
+    Column("at", Float, nullable=False),
+    Index("p2p_login_failures_key_at", "key", "at"),
+    Index("p2p_login_failures_at", "at"),
+)
+
+# issue 12: a login's "is this address held by another live peer?" reads this index, not the table.
+peers_address = Index("p2p_peers_address", peers.c.grpc_address)
+# Indexes added to a table after it first shipped: create_schema makes them on an older database.
+ADDED_INDEXES = [peers_address]

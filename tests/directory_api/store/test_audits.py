@@ -79,12 +79,12 @@ def test_old_audits_are_dropped(store):
     assert store.audit("1" * 32) is None
 
 
-def test_a_peer_that_is_deleted_takes_its_audits_and_orders_along(store):
+def test_a_reaped_peer_takes_its_audits_and_orders_along(store):
     seed(store)
     store.add_audit("1" * 32, sha(1), "b", "a", 0, 10, NOW, NOW + 60)
     store.order_verify("b", sha(1), "a", NOW, 60)
-    store.end_session("b", 0.0)
-    assert store.delete_dead_peers(1.0) == 1
+    store.end_session("b", 0.5)  # last seen long ago (0 marks a peer already reaped)
+    assert store.reap_dead_peers(1.0) == 1
     assert store.audit("1" * 32) is None and store.claims_work("b", NOW) == (False, False)
 
 

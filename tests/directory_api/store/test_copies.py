@@ -20,7 +20,7 @@ def test_pending_copy_is_unique_and_completes_on_index(store):
     assert store.add_pending_copy(sha(1), "x", 10, "a", "b", NOW, NOW + 30)
     assert not store.add_pending_copy(sha(1), "x", 10, "a", "b", NOW, NOW + 30)  # already planned
     handouts = store.take_handouts("a", NOW)
-    assert handouts == [{"sha256": sha(1), "name": "x", "to_peer_id": "b",
+    assert handouts == [{"sha256": sha(1), "name": "x", "to_peer_id": "b", "size": 10,
                          "to_address": store.peer("b")["grpc_address"]}]
     assert store.take_handouts("a", NOW) == []  # handed out once
     assert len(store.pending_for(sha(1), NOW)) == 1
