@@ -33,6 +33,7 @@ if (pm.info.requestName === {json.dumps(FIRST_REQUEST)} || !pm.collectionVariabl
         put('sha_' + word, CryptoJS.SHA256(tag + '-' + word).toString());
     }});
     put('shaUnknown', CryptoJS.SHA256(tag + '-nobody-has-this').toString());
+    put('auditUnknown', CryptoJS.SHA256(tag + '-no-such-audit').toString().slice(0, 32));
     put('tokenA', '');
     put('tokenB', '');
     put('tokenC', '');
@@ -351,6 +352,35 @@ pm.test('peer A is still there', () => pm.expect(ids).to.include(v('peerA')));
 """),
     ])
 
+    claims = folder("Claims", "Reports about a holder's copy and audit answers: the directory orders a re-hash, "
+                              "never takes a report's word for a refutation.", [
+        request("Report B's copy of alpha corrupt: 202", "POST", "/peers/{{peerB}}/files/{{sha_alpha}}/corrupt",
+                tests="pm.test('status is 202', () => pm.response.to.have.status(202));"),
+        request("B's next heartbeat orders it to re-hash alpha", "POST", "/heartbeat", auth="tokenB", body={},
+                tests="""
+ok(200);
+pm.test('verify lists alpha', () => pm.expect(pm.response.json().verify).to.eql([v('sha_alpha')]));
+pm.test('an audit list, empty', () => pm.expect(pm.response.json().audit).to.eql([]));
+"""),
+        request("Report one's own copy: 403", "POST", "/peers/{{peerA}}/files/{{sha_alpha}}/corrupt",
+                tests="problem(403);"),
+        request("Report a file the peer does not list: 404", "POST", "/peers/{{peerB}}/files/{{shaUnknown}}/corrupt",
+                tests="problem(404);"),
+        request("Report without a token is 401", "POST", "/peers/{{peerB}}/files/{{sha_alpha}}/verified",
+                auth="none", tests="problem(401);"),
+        request("B's pieces of alpha verified: 204", "POST", "/peers/{{peerB}}/files/{{sha_alpha}}/verified",
+                tests="ok(204);"),
+        request("The file shows B's claim proven", "GET", "/files/{{sha_alpha}}", auth="none", tests="""
+ok(200);
+const r = pm.response.json().replication;
+pm.test('one proven, one unproven holder', () => pm.expect([r.proven, r.unproven, r.refuted]).to.eql([1, 1, 0]));
+"""),
+        request("Answer an unknown audit: 404", "POST", "/audits/{{auditUnknown}}",
+                body={"ok": True}, tests="problem(404);"),
+        request("Answer with a malformed audit id: 400", "POST", "/audits/not-an-audit", body={"ok": True},
+                tests="problem(400);"),
+    ])
+
     errors = folder("Errors", "Unknown routes, wrong methods and oversized bodies are problem+json too.", [
         request("Unknown route is 404 problem+json", "GET", "/no-such-route", auth="none", tests="problem(404);"),
         request("Wrong method is 405 problem+json", "DELETE", "/health", auth="none", tests="problem(405);"),
@@ -396,9 +426,9 @@ pm.test('only alpha is left', () => pm.expect(pm.response.json().results.map((r)
             *({"key": k, "value": "", "type": "string"} for k in (
                 "runTag", "peerA", "peerB", "peerC", "secretA", "secretB", "secretC", "tokenA", "tokenB", "tokenC",
                 "name_alpha", "name_beta", "name_gamma", "sha_alpha", "sha_beta", "sha_gamma", "shaUnknown",
-                "cursor", "firstPageSha")),
+                "cursor", "firstPageSha", "auditUnknown")),
         ],
-        "item": [health, sessions, index, browse, liveness, errors, logout],
+        "item": [health, sessions, index, browse, liveness, claims, errors, logout],
     }
 
 
