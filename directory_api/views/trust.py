@@ -18,7 +18,7 @@ from protos import tickets
 
 from .. import auth
 from ..errors import Conflict, NotFound, Unauthorized, Unprocessable
-from ..schemas import KeySet, TicketAnswer, TicketRequest
+from ..schemas.trust import KeySet, TicketAnswer, TicketRequest
 from .api import blueprint, operation
 
 bp = blueprint("trust", __name__, "the directory's ticket key and transfer tickets")
