@@ -47,8 +47,9 @@ def _https_directory(tmp_path, network_certs, *extra):
     return proc
 
 
-def test_the_directory_serves_https_verified_against_the_network_ca(tmp_path, network_certs):
-    proc = _https_directory(tmp_path, network_certs)
+@pytest.mark.parametrize("server", [(), ("--dev",)], ids=["gunicorn", "dev"])
+def test_the_directory_serves_https_verified_against_the_network_ca(tmp_path, network_certs, server):
+    proc = _https_directory(tmp_path, network_certs, *server)
     try:
         api = proc.url + "/api/v1"
         assert requests.get(f"{api}/health", verify=network_certs["ca"], timeout=10).json() == {"status": "ok"}
