@@ -99,6 +99,11 @@ def create_app(config: Mapping[str, Any] | DirectoryConfig, *, clock: Callable[[
     # Also with audits off: it forgets old audits and verify orders.
     ctx.audit_scheduler = AuditScheduler(ctx.auditing, name=ctx.clock_watch.name)
     app.extensions["p2p"] = ctx
+    if cfg.proxy_hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        # request.remote_addr is then the client's, as the nearest proxy_hops proxies say.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=cfg.proxy_hops)
 
     register_error_handlers(app)
     app.before_request(auth.enforce)

@@ -195,8 +195,21 @@ pm.collectionVariables.set('tokenB', b.token);
 """),
         request("Login: malformed JSON is 400", "POST", "/login", auth="none",
                 raw='{"peer_id": "broken", "secret": ', tests="problem(400);"),
-        request("Login: missing grpc_address is 400 naming the field", "POST", "/login", auth="none",
-                body={"peer_id": "{{peerA}}", "secret": "{{secretA}}"}, tests="problem(400, 'grpc_address');"),
+        request("Login: without grpc_address opens a client session", "POST", "/login", auth="none",
+                body={"peer_id": "{{peerA}}", "secret": "{{secretA}}"}, tests="""
+ok(200);
+const b = pm.response.json();
+pm.test('a client session, with the ticket key', () => {
+    pm.expect(b.client).to.eql(true);
+    pm.expect(b.directory_key.alg).to.eql('Ed25519');
+});
+"""),
+        request("Login: a client session with files is 422 naming the field", "POST", "/login", auth="none",
+                body={"peer_id": "{{peerA}}", "secret": "{{secretA}}", "files": []},
+                tests="problem(422, 'files');"),
+        request("Login: an address nobody can parse is 400 naming the field", "POST", "/login", auth="none",
+                body={"peer_id": "{{peerA}}", "secret": "{{secretA}}", "grpc_address": "[:::::]:5"},
+                tests="problem(400, 'grpc_address');"),
         request("Login: invalid peer_id is 400 naming the field", "POST", "/login", auth="none",
                 body={"peer_id": "no spaces/or slashes", "secret": "x", "grpc_address": "127.0.0.1:50009"},
                 tests="problem(400, 'peer_id');"),
@@ -331,6 +344,36 @@ pm.test('two live holders', () => {
                 tests="problem(404);"),
     ])
 
+    trust = folder("Tickets", "The directory's ticket key, and the signed tickets a peer serves and accepts bytes with.", [
+        request("Keys: the directory's public ticket key", "GET", "/keys", auth="none", tests="""
+ok(200);
+pm.test('one Ed25519 key with its kid', () => {
+    const [key] = pm.response.json().keys;
+    pm.expect(key.alg).to.eql('Ed25519');
+    pm.expect(key.kid).to.be.a('string').and.not.empty;
+});
+"""),
+        request("Download ticket for a held file", "POST", "/tickets", body={"sha256": "{{sha_alpha}}"}, tests="""
+ok(200);
+const b = pm.response.json();
+pm.test('a v1 ticket and its expiry', () => {
+    pm.expect(b.ticket).to.match(/^v1\./);
+    pm.expect(b.expires_at).to.be.a('number').above(Date.now() / 1000);
+});
+"""),
+        request("Download ticket without a token is 401", "POST", "/tickets", auth="none",
+                body={"sha256": "{{sha_alpha}}"}, tests="problem(401);"),
+        request("Download ticket for a file nobody holds is 404", "POST", "/tickets",
+                body={"sha256": "{{shaUnknown}}"}, tests="problem(404);"),
+        request("Upload ticket to peer B", "POST", "/tickets",
+                body={"sha256": "{{sha_alpha}}", "purpose": "upload", "holder": "{{peerB}}"}, tests="""
+ok(200);
+pm.test('a v1 ticket', () => pm.expect(pm.response.json().ticket).to.match(/^v1\./));
+"""),
+        request("Upload ticket without a holder is 422 naming the field", "POST", "/tickets",
+                body={"sha256": "{{sha_alpha}}", "purpose": "upload"}, tests="problem(422, 'holder');"),
+    ])
+
     liveness = folder("Unreachable peers", "A report makes the directory probe the peer's gRPC health itself.", [
         request("Login a peer whose gRPC port is closed", "POST", "/login", auth="none",
                 body=login_body("C", "127.0.0.1:1"), tests="""
@@ -428,7 +471,7 @@ pm.test('only alpha is left', () => pm.expect(pm.response.json().results.map((r)
                 "name_alpha", "name_beta", "name_gamma", "sha_alpha", "sha_beta", "sha_gamma", "shaUnknown",
                 "cursor", "firstPageSha", "auditUnknown")),
         ],
-        "item": [health, sessions, index, browse, liveness, claims, errors, logout],
+        "item": [health, sessions, index, browse, trust, liveness, claims, errors, logout],
     }
 
 

@@ -56,8 +56,9 @@ def dead_holders(directory, holder, closed_port):
 
     Their ids sort before "holder", so a download tries them first.
     """
-    for peer_id in ("dead1", "dead2"):
-        rest_login(directory, peer_id, f"127.0.0.1:{closed_port}", [DATA_ENTRY])
+    # two loopback addresses: a live peer's address is its own (another peer_id gets 409)
+    for n, peer_id in enumerate(("dead1", "dead2"), 1):
+        rest_login(directory, peer_id, f"127.0.0.{n}:{closed_port}", [DATA_ENTRY])
     assert holders_of(directory.url, SHA) == ["dead1", "dead2", "holder"]
     return ["dead1", "dead2"]
 

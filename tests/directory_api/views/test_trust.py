@@ -214,3 +214,11 @@ def test_ipv6_spellings_of_one_address_conflict(client):
     second = {"peer_id": "two", "secret": "x", "grpc_address": "[FD00:0:0::1]:7000"}
     assert client.post("/api/v1/login", json=second).status_code == 409
     assert client.get("/api/v1/peers").get_json()[0]["grpc_address"] == "[fd00::1]:7000"
+
+
+def test_a_client_session_may_report_an_unreachable_peer(client, peer_client, closed_port):
+    peer_client("gone", address=f"127.0.0.1:{closed_port}")
+    token = client.post("/api/v1/login", json=CLIENT).get_json()["token"]
+    r = client.post("/api/v1/peers/gone/unreachable", headers=_bearer(token))
+    assert r.status_code == 202 and r.get_json() == {"status": "removed"}
+    assert client.get("/api/v1/peers").get_json() == []  # and the reporter is not listed either
