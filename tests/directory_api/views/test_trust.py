@@ -127,6 +127,13 @@ def test_a_download_ticket_needs_a_live_holder(make_app, clock):
     assert _ask(client, token, sha256=sha("a.txt")).status_code == 404
 
 
+def test_no_download_ticket_from_a_refuted_holder(app, client, peer_client):
+    bob = peer_client("bob", files=[entry("a.txt")])
+    app.extensions["p2p"].store.set_proof("bob", sha("a.txt"), 2, 0.0)  # bob failed an audit of a.txt
+    assert _ask(client, bob.token, sha256=sha("a.txt")).status_code == 404
+    assert _ask(client, bob.token, sha256=sha("a.txt"), holder="bob").status_code == 404
+
+
 def test_without_a_session_only_an_open_network_gives_download_tickets(make_app):
     closed = make_app().test_client()
     from tests.fixtures.directory import PeerClient
