@@ -96,6 +96,8 @@ defaults
     option redispatch 1
     retry-on conn-failure empty-response response-timeout
     option http-buffer-request
+    # The client's address for the directories' failed-login limit (they run with DIRECTORY_PROXY_HOPS=1).
+    option forwardfor
 
 frontend directory
     bind 127.0.0.1:{port}
@@ -291,7 +293,7 @@ class Cluster:
     def _start_directory(self, name: str) -> Directory:
         port = free_port()
         cfg = self.config
-        env = {"DIRECTORY_DATABASE_URL": self.database_url, **cfg.env}
+        env = {"DIRECTORY_DATABASE_URL": self.database_url, "DIRECTORY_PROXY_HOPS": "1", **cfg.env}
         args = [sys.executable, "-m", "gunicorn", "-k", "gthread", "-w", str(cfg.workers), "--threads",
                 str(cfg.threads), "-b", f"127.0.0.1:{port}", "--no-control-socket", "--graceful-timeout", "5",
                 "--log-level", "warning", "directory_api.wsgi:app"]

@@ -96,9 +96,14 @@ def create_app(config: Mapping[str, Any] | DirectoryConfig, *, clock: Callable[[
     if cfg.sweep:
         ctx.sweeper = Sweeper(liveness, store, cfg.sweep_every_s, name=ctx.clock_watch.name)
     ctx.auditing = Auditing(cfg, store, liveness, ctx.signer)
-    if ctx.auditing.enabled:
-        ctx.audit_scheduler = AuditScheduler(ctx.auditing, name=ctx.clock_watch.name)
+    # Also with audits off: it forgets old audits and verify orders.
+    ctx.audit_scheduler = AuditScheduler(ctx.auditing, name=ctx.clock_watch.name)
     app.extensions["p2p"] = ctx
+    if cfg.proxy_hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        # request.remote_addr is then the client's, as the nearest proxy_hops proxies say.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=cfg.proxy_hops)
 
     register_error_handlers(app)
     app.before_request(auth.enforce)

@@ -75,11 +75,13 @@ class Auditing:
         return self.batch > 0
 
     def schedule(self, now: float, rng: random.Random | None = None) -> int:
-        """Record up to one batch of audits of the claims longest due; returns how many.
+        """Record up to one batch of audits of the claims longest due; returns how many. Also forgets
+        audits long past their deadline and verify orders handed out an interval ago.
 
         The caller has claimed this period (AuditScheduler.tick) or owns the database alone (tests).
         """
         if not self.enabled:
+            self.store.drop_old_audits(now - KEEP_AUDITS_S, now - self.interval_s)
             return 0
         live_since = self.liveness.live_since(now)
         made = 0
@@ -100,11 +102,15 @@ class Auditing:
                 made += 1
                 log.info("audit of %s's claim of %s by %s (%s bytes at %s)", claim["peer_id"],
                          claim["sha256"][:12], claim["auditor"], length, offset)
-            self.store.drop_old_audits(now - KEEP_AUDITS_S, conn=conn)
+            # A verify order handed out an interval ago has done its work: a new report may arm it again.
+            self.store.drop_old_audits(now - KEEP_AUDITS_S, now - self.interval_s, conn=conn)
         return made
 
-    def on_heartbeat(self, peer_id: str, now: float) -> tuple[list[str], list[dict]]:
-        """The verify orders and audits this peer must carry out now, each handed out once."""
+    def on_heartbeat(self, session, now: float) -> tuple[list[str], list[dict]]:
+        """The verify orders and audits this peer (a store PeerSession) must carry out now, each handed out once."""
+        if not session.has_claims_work:  # the heartbeat's own statement said so: nothing more to ask
+            return [], []
+        peer_id = session.peer_id
         verify_waits, audits_wait = self.store.claims_work(peer_id, now)
         verify = self.store.take_verify_orders(peer_id, now) if verify_waits else []
         orders = self.store.take_audits(peer_id, now, self.liveness.live_since(now)) if audits_wait else []

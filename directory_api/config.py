@@ -78,6 +78,9 @@ class DirectoryConfig:
     keyfile: str | None = None
     # issue 12: the CA that signed the peers' gRPC certificates: the health probe then dials over TLS
     # (with peer_cert/peer_key as its client certificate, for peers that ask for one).
+    # issue 12: proxies in front of the directory whose X-Forwarded-For it trusts for the client's
+    # address (the failed-login limit per address); 0: the address the connection comes from.
+    proxy_hops: int = 0
     peer_ca: str | None = None
     peer_cert: str | None = None
     peer_key: str | None = None
@@ -115,7 +118,7 @@ class DirectoryConfig:
             raise ConfigError("peer_cert and peer_key go together: give both for mutual TLS, or neither")
         if self.peer_cert is not None and self.peer_ca is None:
             raise ConfigError("peer_cert needs peer_ca: a client certificate is only sent over TLS")
-        for name in ("login_failures_per_minute", "login_failures_per_address"):
+        for name in ("login_failures_per_minute", "login_failures_per_address", "proxy_hops"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ConfigError(f"{name}: must be an integer >= 0, got {value!r}")
@@ -318,6 +321,8 @@ SETTINGS: tuple[Setting, ...] = (
             "serve HTTPS with this certificate (with --keyfile)", default_help="none: plain HTTP"),
     Setting("keyfile", "--keyfile", "DIRECTORY_KEYFILE", parse_path, "PEM",
             "the private key of --certfile", default_help="none"),
+    Setting("proxy_hops", "--proxy-hops", "DIRECTORY_PROXY_HOPS", parse_limit, "N",
+            "proxies in front whose X-Forwarded-For names the client (for the per-address login limit)"),
     Setting("peer_ca", "--peer-ca", "DIRECTORY_PEER_CA", parse_path, "PEM",
             "CA of the peers' gRPC certificates: the health probe dials peers over TLS", default_help="plaintext"),
     Setting("peer_cert", "--peer-cert", "DIRECTORY_PEER_CERT", parse_path, "PEM",

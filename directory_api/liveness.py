@@ -10,6 +10,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from .config import DirectoryConfig
 from .errors import ConfigError
+from .logins import WINDOW_S as LOGIN_WINDOW_S
 from .store import PeerSession, Store
 from .store.removals import UNREACHABLE
 
@@ -112,7 +113,7 @@ class Liveness:
         dead = store.reap_dead_peers(now - self.lease_s - self.dead_after_s)
         store.forget_silent_processes(now - self.lease_s - self.dead_after_s)
         store.drop_expired_client_sessions(now)
-        store.drop_old_login_failures(now - 60.0)  # the limiter's window (logins.WINDOW_S)
+        store.drop_old_login_failures(now - LOGIN_WINDOW_S)  # what the limiter no longer counts
         if copies or dead:
             log.info("sweep reaped %s long-dead peer(s) and removed %s expired copy plan(s)", dead, copies)
         return dead, copies

@@ -6,23 +6,27 @@ serving that database enforces one count. A table of our own rather than Flask-L
 storages are memory (one count per process), Redis or Memcached (another service to run),
 while this network's directory already shares one SQLite file or PostgreSQL database.
 
-The limit is checked before the secret is hashed: a refused guess costs one indexed read, no
-scrypt, so a brute force is neither a guessing lever nor a CPU lever.
+The limit is checked before the secret is hashed: a refused guess costs one short transaction,
+no scrypt, so a brute force is neither a guessing lever nor a CPU lever. Each attempt counts
+as a failure from that check until its secret proves right, so guesses sent in parallel cannot
+slip past the limit together.
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 from .errors import TooManyAttempts
 
 WINDOW_S = 60.0  # the limits are failures per minute
 
 
-def _keys(peer_id: str, address: str | None) -> list[str]:
-    keys = [f"peer:{peer_id}"]
-    if address:
-        keys.append(f"addr:{address}")
-    return keys
+@dataclass
+class Attempt:
+    """One login under way: the keys it counts against and its rows in the store."""
+
+    peer_key: str
+    ids: list[int] = field(default_factory=list)
 
 
 class LoginLimiter:
@@ -34,35 +38,30 @@ class LoginLimiter:
         self.per_address = config.login_failures_per_address
         self.store = store
 
-    @property
-    def enabled(self) -> bool:
-        """False when both limits are 0."""
-        return bool(self.per_peer or self.per_address)
-
-    def check(self, peer_id: str, address: str | None, now: float) -> bool:
-        """TooManyAttempts if peer_id or address is past its limit; True if they have failures to clear."""
-        if not self.enabled:
-            return False
-        found = self.store.login_failures(_keys(peer_id, address), now - WINDOW_S)
-        limits = {f"peer:{peer_id}": self.per_peer, f"addr:{address}": self.per_address}
-        for key, times in found.items():
-            limit = limits.get(key, 0)
-            if limit and len(times) >= limit:
-                # Allowed again once enough of the failures leave the window to be under the limit.
+    def begin(self, peer_id: str, address: str | None, now: float) -> Attempt:
+        """Count this attempt (as a failure until succeeded); TooManyAttempts if peer_id or address is at its limit."""
+        attempt = Attempt(f"peer:{peer_id}")
+        limits = {}
+        if self.per_peer:
+            limits[attempt.peer_key] = self.per_peer
+        if self.per_address and address:
+            limits[f"addr:{address}"] = self.per_address
+        if not limits:
+            return attempt
+        found, ids = self.store.begin_login(limits, now - WINDOW_S, now)
+        if ids is not None:
+            attempt.ids = ids
+            return attempt
+        for key, limit in limits.items():
+            times = found[key]
+            if len(times) >= limit:
+                # Allowed again once enough failures leave the window to be under the limit.
                 wait = max(1, math.ceil(times[len(times) - limit] + WINDOW_S - now))
-                what = f"peer {peer_id}" if key.startswith("peer:") else f"address {address}"
+                what = f"peer {peer_id}" if key == attempt.peer_key else f"address {address}"
                 raise TooManyAttempts(f"too many failed logins for {what}: try again in {wait} s", wait)
-        return bool(found.get(f"peer:{peer_id}"))
+        raise AssertionError("begin_login refused an attempt under every limit")  # pragma: no cover
 
-    def failed(self, peer_id: str, address: str | None, now: float) -> None:
-        """Count a wrong secret for peer_id from address."""
-        if self.enabled:
-            self.store.record_login_failure(_keys(peer_id, address), now)
-
-    def succeeded(self, peer_id: str) -> None:
-        """A right secret: peer_id's earlier failures no longer count against it."""
-        self.store.clear_login_failures(f"peer:{peer_id}")
-
-    def sweep(self, now: float) -> int:
-        """Forget failures older than the window; returns how many."""
-        return self.store.drop_old_login_failures(now - WINDOW_S)
+    def succeeded(self, attempt: Attempt) -> None:
+        """The secret was right: the attempt was no failure, and peer_id's earlier failures no longer count."""
+        if attempt.ids:
+            self.store.end_login(attempt.ids, clear_key=attempt.peer_key)

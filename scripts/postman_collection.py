@@ -33,6 +33,7 @@ if (pm.info.requestName === {json.dumps(FIRST_REQUEST)} || !pm.collectionVariabl
         put('sha_' + word, CryptoJS.SHA256(tag + '-' + word).toString());
     }});
     put('shaUnknown', CryptoJS.SHA256(tag + '-nobody-has-this').toString());
+    put('auditUnknown', CryptoJS.SHA256(tag + '-no-such-audit').toString().slice(0, 32));
     put('tokenA', '');
     put('tokenB', '');
     put('tokenC', '');
@@ -194,8 +195,21 @@ pm.collectionVariables.set('tokenB', b.token);
 """),
         request("Login: malformed JSON is 400", "POST", "/login", auth="none",
                 raw='{"peer_id": "broken", "secret": ', tests="problem(400);"),
-        request("Login: missing grpc_address is 400 naming the field", "POST", "/login", auth="none",
-                body={"peer_id": "{{peerA}}", "secret": "{{secretA}}"}, tests="problem(400, 'grpc_address');"),
+        request("Login: without grpc_address opens a client session", "POST", "/login", auth="none",
+                body={"peer_id": "{{peerA}}", "secret": "{{secretA}}"}, tests="""
+ok(200);
+const b = pm.response.json();
+pm.test('a client session, with the ticket key', () => {
+    pm.expect(b.client).to.eql(true);
+    pm.expect(b.directory_key.alg).to.eql('Ed25519');
+});
+"""),
+        request("Login: a client session with files is 422 naming the field", "POST", "/login", auth="none",
+                body={"peer_id": "{{peerA}}", "secret": "{{secretA}}", "files": []},
+                tests="problem(422, 'files');"),
+        request("Login: an address nobody can parse is 400 naming the field", "POST", "/login", auth="none",
+                body={"peer_id": "{{peerA}}", "secret": "{{secretA}}", "grpc_address": "[:::::]:5"},
+                tests="problem(400, 'grpc_address');"),
         request("Login: invalid peer_id is 400 naming the field", "POST", "/login", auth="none",
                 body={"peer_id": "no spaces/or slashes", "secret": "x", "grpc_address": "127.0.0.1:50009"},
                 tests="problem(400, 'peer_id');"),
@@ -330,6 +344,36 @@ pm.test('two live holders', () => {
                 tests="problem(404);"),
     ])
 
+    trust = folder("Tickets", "The directory's ticket key, and the signed tickets a peer serves and accepts bytes with.", [
+        request("Keys: the directory's public ticket key", "GET", "/keys", auth="none", tests="""
+ok(200);
+pm.test('one Ed25519 key with its kid', () => {
+    const [key] = pm.response.json().keys;
+    pm.expect(key.alg).to.eql('Ed25519');
+    pm.expect(key.kid).to.be.a('string').and.not.empty;
+});
+"""),
+        request("Download ticket for a held file", "POST", "/tickets", body={"sha256": "{{sha_alpha}}"}, tests="""
+ok(200);
+const b = pm.response.json();
+pm.test('a v1 ticket and its expiry', () => {
+    pm.expect(b.ticket).to.match(/^v1\./);
+    pm.expect(b.expires_at).to.be.a('number').above(Date.now() / 1000);
+});
+"""),
+        request("Download ticket without a token is 401", "POST", "/tickets", auth="none",
+                body={"sha256": "{{sha_alpha}}"}, tests="problem(401);"),
+        request("Download ticket for a file nobody holds is 404", "POST", "/tickets",
+                body={"sha256": "{{shaUnknown}}"}, tests="problem(404);"),
+        request("Upload ticket to peer B", "POST", "/tickets",
+                body={"sha256": "{{sha_alpha}}", "purpose": "upload", "holder": "{{peerB}}"}, tests="""
+ok(200);
+pm.test('a v1 ticket', () => pm.expect(pm.response.json().ticket).to.match(/^v1\./));
+"""),
+        request("Upload ticket without a holder is 422 naming the field", "POST", "/tickets",
+                body={"sha256": "{{sha_alpha}}", "purpose": "upload"}, tests="problem(422, 'holder');"),
+    ])
+
     liveness = folder("Unreachable peers", "A report makes the directory probe the peer's gRPC health itself.", [
         request("Login a peer whose gRPC port is closed", "POST", "/login", auth="none",
                 body=login_body("C", "127.0.0.1:1"), tests="""
@@ -349,6 +393,35 @@ const ids = listOf(pm.response.json(), 'peers').map((p) => p.peer_id);
 pm.test('peer C is gone', () => pm.expect(ids).to.not.include(v('peerC')));
 pm.test('peer A is still there', () => pm.expect(ids).to.include(v('peerA')));
 """),
+    ])
+
+    claims = folder("Claims", "Reports about a holder's copy and audit answers: the directory orders a re-hash, "
+                              "never takes a report's word for a refutation.", [
+        request("Report B's copy of alpha corrupt: 202", "POST", "/peers/{{peerB}}/files/{{sha_alpha}}/corrupt",
+                tests="pm.test('status is 202', () => pm.response.to.have.status(202));"),
+        request("B's next heartbeat orders it to re-hash alpha", "POST", "/heartbeat", auth="tokenB", body={},
+                tests="""
+ok(200);
+pm.test('verify lists alpha', () => pm.expect(pm.response.json().verify).to.eql([v('sha_alpha')]));
+pm.test('an audit list, empty', () => pm.expect(pm.response.json().audit).to.eql([]));
+"""),
+        request("Report one's own copy: 403", "POST", "/peers/{{peerA}}/files/{{sha_alpha}}/corrupt",
+                tests="problem(403);"),
+        request("Report a file the peer does not list: 404", "POST", "/peers/{{peerB}}/files/{{shaUnknown}}/corrupt",
+                tests="problem(404);"),
+        request("Report without a token is 401", "POST", "/peers/{{peerB}}/files/{{sha_alpha}}/verified",
+                auth="none", tests="problem(401);"),
+        request("B's pieces of alpha verified: 204", "POST", "/peers/{{peerB}}/files/{{sha_alpha}}/verified",
+                tests="ok(204);"),
+        request("The file shows B's claim proven", "GET", "/files/{{sha_alpha}}", auth="none", tests="""
+ok(200);
+const r = pm.response.json().replication;
+pm.test('one proven, one unproven holder', () => pm.expect([r.proven, r.unproven, r.refuted]).to.eql([1, 1, 0]));
+"""),
+        request("Answer an unknown audit: 404", "POST", "/audits/{{auditUnknown}}",
+                body={"ok": True}, tests="problem(404);"),
+        request("Answer with a malformed audit id: 400", "POST", "/audits/not-an-audit", body={"ok": True},
+                tests="problem(400);"),
     ])
 
     errors = folder("Errors", "Unknown routes, wrong methods and oversized bodies are problem+json too.", [
@@ -396,9 +469,9 @@ pm.test('only alpha is left', () => pm.expect(pm.response.json().results.map((r)
             *({"key": k, "value": "", "type": "string"} for k in (
                 "runTag", "peerA", "peerB", "peerC", "secretA", "secretB", "secretC", "tokenA", "tokenB", "tokenC",
                 "name_alpha", "name_beta", "name_gamma", "sha_alpha", "sha_beta", "sha_gamma", "shaUnknown",
-                "cursor", "firstPageSha")),
+                "cursor", "firstPageSha", "auditUnknown")),
         ],
-        "item": [health, sessions, index, browse, liveness, errors, logout],
+        "item": [health, sessions, index, browse, trust, liveness, claims, errors, logout],
     }
 
 

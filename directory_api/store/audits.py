@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 
 from .claims import PROVEN, UNPROVEN
 from .engine import StoreEngine, transactional
-from .schema import audits, files, peers
+from .schema import audits, files, peers, verify_orders
 
 _target, _tpeer = files.alias("target"), peers.alias("target_peer")
 _held, _hpeer = files.alias("auditor_copy"), peers.alias("auditor_peer")
@@ -132,8 +132,11 @@ class Audits(StoreEngine):
         return dict(row._mapping) if row else None
 
     @transactional("write")
-    def drop_old_audits(self, before: float, *, conn: Connection) -> int:
-        """Delete audits whose deadline is older than before, answered or not."""
+    def drop_old_audits(self, before: float, orders_before: float | None = None, *, conn: Connection) -> int:
+        """Delete audits whose deadline is older than before, answered or not (and, with
+        orders_before, verify orders handed out before it); returns the audits deleted."""
+        if orders_before is not None:
+            conn.execute(delete(verify_orders).where(verify_orders.c.handed_at < orders_before))
         return conn.execute(delete(audits).where(audits.c.deadline < before)).rowcount
 
     @transactional("read")

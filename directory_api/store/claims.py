@@ -111,19 +111,42 @@ def prove_confirmed_copies(peer_id: str, *, conn: Connection) -> int:
     confirmed = select(pending.c.created_at).where(
         pending.c.to_peer_id == files.c.peer_id, pending.c.sha256 == files.c.sha256,
         pending.c.handed_at.is_not(None))
-    return conn.execute(
+    proven = conn.execute(
         update(files).where(files.c.peer_id == peer_id, files.c.proof == UNPROVEN, exists(confirmed))
-        .values(proof=PROVEN, proof_at=confirmed.scalar_subquery())
-    ).rowcount
+        .values(proof=PROVEN, proof_at=confirmed.scalar_subquery()).returning(files.c.sha256)
+    ).scalars().all()
+    audit_others_now(peer_id, set(proven), conn=conn)
+    return len(proven)
+
+
+def audit_others_now(peer_id: str, sha256s: set[str], *, conn: Connection) -> None:
+    """peer_id's bytes of these files are proven now: the other unproven claims of them may be
+    audited at once (the queue had put them back, for want of an auditor)."""
+    if sha256s:
+        conn.execute(update(files).where(files.c.sha256.in_(sorted(sha256s)), files.c.peer_id != peer_id,
+                                         files.c.proof == UNPROVEN, files.c.proof_at > 0).values(proof_at=0.0))
 
 
 # --- the heartbeat's one question ---------------------------------------------------------------
 
-_WORK = select(
-    exists().where(verify_orders.c.peer_id == bindparam("pid"), verify_orders.c.handed_at.is_(None)).label("verify"),
-    exists().where(audits.c.auditor_peer_id == bindparam("pid"), audits.c.handed_at.is_(None),
-                   audits.c.deadline >= bindparam("now")).label("audit"),
-)
+def _verify_waits(peer_column):
+    return exists().where(verify_orders.c.peer_id == peer_column, verify_orders.c.handed_at.is_(None))
+
+
+def _audit_waits(peer_column):
+    return exists().where(audits.c.auditor_peer_id == peer_column, audits.c.handed_at.is_(None),
+                          audits.c.deadline >= bindparam("now"))
+
+
+def claims_work_of(peer_column):
+    """Correlated to peer_column: verify orders or audits wait to be handed to that peer (binds :now).
+
+    The heartbeat asks it in its own statement (store.sessions), so an idle heartbeat stays one statement.
+    """
+    return _verify_waits(peer_column) | _audit_waits(peer_column)
+
+
+_WORK = select(_verify_waits(bindparam("pid")).label("verify"), _audit_waits(bindparam("pid")).label("audit"))
 _TAKE_VERIFY = (
     update(verify_orders)
     .where(verify_orders.c.peer_id == bindparam("pid"), verify_orders.c.handed_at.is_(None))
@@ -152,13 +175,16 @@ class Claims(StoreEngine):
                   conn: Connection) -> int:
         """Set the proof of every entry of (peer_id, sha256) whose proof is in only_from (any, if None).
 
-        Refuting also cancels the copies peer_id was to send of sha256: it is no source any more.
+        Proving makes the other unproven claims of sha256 due for audit (there is an auditor now);
+        refuting cancels the copies peer_id was to send of sha256 (it is no source any more).
         Returns how many entries changed.
         """
         where = [files.c.peer_id == peer_id, files.c.sha256 == sha256]
         if only_from is not None:
             where.append(files.c.proof.in_(only_from))
         changed = conn.execute(update(files).where(*where).values(proof=proof, proof_at=now)).rowcount
+        if changed and proof == PROVEN:
+            audit_others_now(peer_id, {sha256}, conn=conn)
         if changed and proof == REFUTED:
             conn.execute(delete(pending).where(pending.c.from_peer_id == peer_id, pending.c.sha256 == sha256))
         return changed

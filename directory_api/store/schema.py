@@ -186,7 +186,7 @@ removals = Table(
     "p2p_removals",
     metadata,
     # Why peers left the network (lease lapsed, unreachable report, logout), newest kept: the
-    # dashboard shows them. No foreign key: the sweep deletes long-dead peers, their removal stays.
+    # dashboard shows them. No foreign key: forget-peer deletes a peer, its removals stay.
     Column("id", _ID, primary_key=True, autoincrement=True),
     Column("peer_id", String(64), nullable=False),
     Column("reason", String(32), nullable=False),

@@ -190,6 +190,7 @@ class Search(StoreEngine):
         detail = {"sha256": sha256, "size": shown[0][4]}
         is_withdrawn = False
         proofs: dict[str, int] = {}
+        pieces_proven = False
         for kind, peer_id, address, name, size, piece_size, pieces, deadline, handed_at, proof in rows:
             if kind == 0:
                 proofs[peer_id] = max(proof, proofs.get(peer_id, UNPROVEN))
@@ -198,8 +199,11 @@ class Search(StoreEngine):
                 if peer_id not in holders:
                     holders[peer_id] = {"peer_id": peer_id, "grpc_address": address}
                 names.add(name)
-                if piece_size is not None and "piece_size" not in detail:
+                # The piece hashes of a proven holder win over a claim's: a liar's made-up hashes
+                # would make downloaders throw away (and report) an honest holder's good pieces.
+                if piece_size is not None and ("piece_size" not in detail or (proof == PROVEN and not pieces_proven)):
                     detail["piece_size"], detail["pieces"] = piece_size, json.loads(pieces)
+                    pieces_proven = proof == PROVEN
             elif kind == 1:
                 pending_.append({"to_peer_id": peer_id, "to_address": address, "from_peer_id": name,
                                  "deadline": deadline, "handed_at": handed_at})

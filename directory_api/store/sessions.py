@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy import BigInteger, Boolean, bindparam, case, delete, exists, func, select, update
 from sqlalchemy.engine import Connection
 
+from .claims import claims_work_of
 from .copies import cancel_copies_of
 from .engine import transactional
 from .publish import Publish
@@ -25,6 +26,7 @@ class PeerSession:
     peer_id: str
     planned_at: float
     has_handouts: bool = False  # copies planned for this peer to push wait to be handed out
+    has_claims_work: bool = True  # verify orders or audits wait for it (store.claims); True: ask
 
 
 # The heartbeat path runs these thousands of times a second: build them once, not per call.
@@ -50,7 +52,9 @@ _HAS_HANDOUTS_OF_RENEWED = (
            pending.c.deadline >= bindparam("now"))
     .label("has_handouts")
 )
-_LEASE_SESSION = select(peers.c.peer_id, peers.c.planned_at, _HAS_HANDOUTS_OF_RENEWED).where(
+_HAS_CLAIMS_WORK_OF_RENEWED = claims_work_of(peers.c.peer_id).label("has_claims_work")
+_LEASE_SESSION = select(peers.c.peer_id, peers.c.planned_at, _HAS_HANDOUTS_OF_RENEWED,
+                        _HAS_CLAIMS_WORK_OF_RENEWED).where(
     peers.c.token_hash == bindparam("th"), peers.c.last_seen >= bindparam("ls")
 )
 
@@ -67,7 +71,7 @@ def _renew_statement(set_free: bool, set_accept: bool):
             update(peers)
             .where(peers.c.token_hash == bindparam("th"), peers.c.last_seen >= bindparam("ls"))
             .values(**values)
-            .returning(peers.c.peer_id, peers.c.planned_at, _HAS_HANDOUTS_OF_RENEWED)
+            .returning(peers.c.peer_id, peers.c.planned_at, _HAS_HANDOUTS_OF_RENEWED, _HAS_CLAIMS_WORK_OF_RENEWED)
         )
     return _RENEW[key]
 
@@ -152,13 +156,15 @@ class Sessions(Publish):
         to be handed out; None if the token is dead."""
         params = {"th": token_hash, "ls": live_since, "now": now, "free": free_bytes, "acc": accept_uploads}
         row = conn.execute(_renew_statement(set_free_bytes, accept_uploads is not None), params).first()
-        return PeerSession(row.peer_id, row.planned_at, bool(row.has_handouts)) if row else None
+        return PeerSession(row.peer_id, row.planned_at, bool(row.has_handouts), bool(row.has_claims_work)) \
+            if row else None
 
     @transactional("read_one")
     def lease_session(self, token_hash: str, live_since: float, now: float, *, conn: Connection) -> PeerSession | None:
         """The session of a live token, as renew_lease answers it, without writing; None if dead."""
         row = conn.execute(_LEASE_SESSION, {"th": token_hash, "ls": live_since, "now": now}).first()
-        return PeerSession(row.peer_id, row.planned_at, bool(row.has_handouts)) if row else None
+        return PeerSession(row.peer_id, row.planned_at, bool(row.has_handouts), bool(row.has_claims_work)) \
+            if row else None
 
     @transactional("write")
     def renew_leases(self, renewals: list[dict], *, conn: Connection) -> None:

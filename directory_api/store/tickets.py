@@ -4,6 +4,7 @@ from __future__ import annotations
 from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Connection
 
+from .claims import not_refuted
 from .engine import StoreEngine, transactional
 from .schema import files, peers
 
@@ -11,7 +12,8 @@ _INDEXED_SIZE = select(files.c.size).where(files.c.sha256 == bindparam("s")).lim
 _HOLDS = (
     select(peers.c.peer_id)
     .select_from(files.join(peers, peers.c.peer_id == files.c.peer_id))
-    .where(files.c.sha256 == bindparam("s"), peers.c.last_seen >= bindparam("ls"))
+    # a refuted claim (a failed audit) is no holder: nobody gets a ticket to fetch from it
+    .where(files.c.sha256 == bindparam("s"), peers.c.last_seen >= bindparam("ls"), not_refuted(files.c.proof))
 )
 
 
@@ -36,6 +38,6 @@ class Tickets(StoreEngine):
     @transactional("read_one")
     def live_holder(self, sha256: str, live_since: float, peer_id: str | None = None, *,
                     conn: Connection) -> str | None:
-        """A live peer that indexes sha256 (peer_id itself, when given), or None."""
+        """A live peer whose claim of sha256 is not refuted (peer_id itself, when given), or None."""
         stmt = _HOLDS.where(files.c.peer_id == peer_id) if peer_id is not None else _HOLDS
         return conn.execute(stmt.limit(1), {"s": sha256, "ls": live_since}).scalar()

@@ -10,7 +10,9 @@ endpoint").
 from __future__ import annotations
 
 import copy
+import importlib
 import inspect
+import pkgutil
 import typing
 from typing import Any, Callable
 
@@ -105,6 +107,12 @@ def validation_problem(error: PydanticValidationError):
     return problem_response(ValidationError(field, detail).to_problem())
 
 
+def _schema_modules() -> list:
+    """directory_api.schemas and every module of the package (one a resource, e.g. schemas/trust.py)."""
+    return [schemas] + [importlib.import_module(f"{schemas.__name__}.{info.name}")
+                        for info in pkgutil.iter_modules(schemas.__path__)]
+
+
 class DirectoryOpenAPI(OpenAPI):
     """The Flask app: flask-openapi3's, with our document conventions on top of its generated one.
 
@@ -136,9 +144,8 @@ class DirectoryOpenAPI(OpenAPI):
         doc["servers"] = [{"url": API_PREFIX}]
         doc["paths"] = {path[len(API_PREFIX):] or "/": item for path, item in doc["paths"].items()
                         if path.startswith(API_PREFIX)}
-        models = {name: model for name, model in vars(schemas).items()
-                  if inspect.isclass(model) and issubclass(model, BaseModel)
-                  and model.__module__.startswith(schemas.__name__)}
+        models = {name: model for module in _schema_modules() for name, model in vars(module).items()
+                  if inspect.isclass(model) and issubclass(model, BaseModel) and model.__module__ == module.__name__}
         components = doc["components"]["schemas"]
         for name in list(components):
             if name in models:

@@ -93,9 +93,9 @@ def delete_file(path: PeerFilePath, query: DeleteQuery):
 
 
 @operation(bp, "POST", "/peers/<peer_id>/unreachable", operation_id="reportUnreachable",
-           answers={202: UnreachableAnswer}, auth_mode=auth.PEER)
+           answers={202: UnreachableAnswer}, auth_mode=auth.CLIENT)
 def report_unreachable(path: PeerPath):
-    """Probe a reported peer's gRPC health; drop it only if the probe fails."""
+    """Probe a reported peer's gRPC health; drop it only if the probe fails (any session may report)."""
     ctx = _ctx()
     status = ctx.liveness.report_unreachable(ctx.store, path.peer_id)
     if status is None:

@@ -48,8 +48,8 @@ def login(body: LoginRequest):
         entries = bounded_rows(body.files)
     now = ctx.liveness.now()
     limiter = LoginLimiter(ctx.config, ctx.store)
-    # Before any hashing: a refused guess costs the directory one read, no scrypt.
-    had_failures = limiter.check(body.peer_id, request.remote_addr, now)
+    # Before any hashing: a refused guess costs the directory one short transaction, no scrypt.
+    attempt = limiter.begin(body.peer_id, request.remote_addr, now)
     registered = False
     stored = ctx.store.secret_hash(body.peer_id)
     if stored is None:
@@ -59,10 +59,8 @@ def login(body: LoginRequest):
         if not registered:
             stored = ctx.store.secret_hash(body.peer_id)
     if not registered and (stored is None or not auth.secret_matches(stored, body.secret)):
-        limiter.failed(body.peer_id, request.remote_addr, now)
-        raise Unauthorized(f"wrong secret for peer {body.peer_id}")
-    if had_failures:
-        limiter.succeeded(body.peer_id)
+        raise Unauthorized(f"wrong secret for peer {body.peer_id}")  # the attempt stays counted
+    limiter.succeeded(attempt)
     token = auth.new_token()
     if client:
         # A row of its own: the peer's live session, if it runs one, is left exactly as it was.
@@ -122,5 +120,5 @@ def heartbeat(body: HeartbeatRequest):
             raise Unauthorized("client sessions do not heartbeat: a peer logs in with grpc_address")
         raise Unauthorized("unknown or expired token: log in again")
     replicate = ctx.planner.on_heartbeat(session, now)
-    verify, audit = ctx.auditing.on_heartbeat(session.peer_id, now)  # issue 11: re-hash orders, audits
+    verify, audit = ctx.auditing.on_heartbeat(session, now)  # issue 11: re-hash orders, audits
     return jsonify(lease_s=ctx.config.lease_s, replicate=replicate, verify=verify, audit=audit)

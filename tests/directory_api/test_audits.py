@@ -130,3 +130,33 @@ def test_the_scheduler_thread_runs_and_stops(setup):
         scheduler.stop()
     assert not scheduler.running
     assert store.entry_proof("b", sha(1)) != PROVEN  # an audit proves nothing until it is answered
+
+
+def test_with_audits_off_nothing_is_scheduled_but_old_orders_are_forgotten(store):
+    config = DirectoryConfig(database_url=store.url, audits_per_minute=0, lease_s=30)
+    auditing = Auditing(config, store, Liveness(config, clock=FakeClock(NOW)), None)
+    add_peer(store, "a", files=[entry("x", n=1)])
+    add_peer(store, "b", files=[entry("x", n=1)])
+    prove(store, "a", sha(1))
+    store.order_verify("b", sha(1), "a", NOW, 3600)
+    store.take_verify_orders("b", NOW)
+    assert auditing.schedule(NOW + 3601) == 0 and store.audit_counts(NOW)["open"] == 0
+    assert store.order_verify("b", sha(1), "a", NOW + 3601, 1e9)  # the handed-out order was forgotten
+
+
+@pytest.mark.parametrize("proven_by", ["push", "report"])
+def test_claims_put_back_for_want_of_an_auditor_are_due_once_a_holder_is_proven(setup, proven_by):
+    auditing, store, clock = setup
+    add_peer(store, "owner", files=[entry("x", n=1)])
+    add_peer(store, "liar", files=[entry("x", n=1)])
+    add_peer(store, "backup")
+    assert auditing.schedule(NOW) == 0  # nobody can audit x yet: both claims put back a minute
+    if proven_by == "push":
+        store.add_pending_copy(sha(1), "x", 10, "owner", "backup", NOW, NOW + 30)
+        store.take_handouts("owner", NOW)
+        store.upsert_files("backup", [entry("x", n=1)])
+    else:
+        store.upsert_files("backup", [entry("x", n=1)])
+        store.set_proof("backup", sha(1), PROVEN, NOW)
+    assert auditing.schedule(NOW + 1) == 2  # at once, not a minute later
+    assert {o["target_peer_id"] for o in store.take_audits("backup", NOW + 1, NOW - 30)} == {"owner", "liar"}

@@ -1,4 +1,6 @@
 """Issue 12 against real directory processes: the login limiter across processes, HTTPS under gunicorn."""
+import threading
+
 import pytest
 import requests
 
@@ -19,6 +21,24 @@ def test_brute_force_gets_429_across_processes_and_workers(tmp_path, directory_f
     refused = requests.post(f"{urls[1]}/login", json=good, timeout=10)
     assert refused.status_code == 429 and refused.headers["Content-Type"].startswith("application/problem+json")
     assert 1 <= int(refused.headers["Retry-After"]) <= 60
+
+
+def test_guesses_sent_in_parallel_do_not_slip_past_the_limit(tmp_path, directory_factory):
+    """16 wrong secrets at once (two workers of 8 threads): exactly five are checked, the rest are 429."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    api = directory_factory(workers=2).url + "/api/v1"
+    good = {"peer_id": "victim", "secret": "right"}
+    assert requests.post(f"{api}/login", json=good, timeout=10).status_code == 200
+    barrier = threading.Barrier(16)
+
+    def guess(n):
+        barrier.wait()
+        return requests.post(f"{api}/login", json={**good, "secret": f"guess-{n}"}, timeout=30).status_code
+
+    with ThreadPoolExecutor(16) as pool:
+        codes = sorted(pool.map(guess, range(16)))
+    assert codes == [401] * 5 + [429] * 11
 
 
 # --- HTTPS under gunicorn ----------------------------------------------------------------------
@@ -47,8 +67,9 @@ def _https_directory(tmp_path, network_certs, *extra):
     return proc
 
 
-def test_the_directory_serves_https_verified_against_the_network_ca(tmp_path, network_certs):
-    proc = _https_directory(tmp_path, network_certs)
+@pytest.mark.parametrize("server", [(), ("--dev",)], ids=["gunicorn", "dev"])
+def test_the_directory_serves_https_verified_against_the_network_ca(tmp_path, network_certs, server):
+    proc = _https_directory(tmp_path, network_certs, *server)
     try:
         api = proc.url + "/api/v1"
         assert requests.get(f"{api}/health", verify=network_certs["ca"], timeout=10).json() == {"status": "ok"}

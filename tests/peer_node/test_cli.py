@@ -56,13 +56,9 @@ def dead_holders(directory, holder, closed_port):
 
     Their ids sort before "holder", so a download tries them first.
     """
-    import socket
-
-    with socket.socket() as sock:  # a second closed port: a live peer's address is its own alone
-        sock.bind(("127.0.0.1", 0))
-        other_port = sock.getsockname()[1]
-    for peer_id, port in (("dead1", closed_port), ("dead2", other_port)):
-        rest_login(directory, peer_id, f"127.0.0.1:{port}", [DATA_ENTRY])
+    # two loopback addresses: a live peer's address is its own (another peer_id gets 409)
+    for n, peer_id in enumerate(("dead1", "dead2"), 1):
+        rest_login(directory, peer_id, f"127.0.0.{n}:{closed_port}", [DATA_ENTRY])
     assert holders_of(directory.url, SHA) == ["dead1", "dead2", "holder"]
     return ["dead1", "dead2"]
 

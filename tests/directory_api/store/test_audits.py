@@ -86,3 +86,13 @@ def test_a_reaped_peer_takes_its_audits_and_orders_along(store):
     store.end_session("b", 0.5)  # last seen long ago (0 marks a peer already reaped)
     assert store.reap_dead_peers(1.0) == 1
     assert store.audit("1" * 32) is None and store.claims_work("b", NOW) == (False, False)
+
+
+def test_verify_orders_handed_out_long_ago_are_forgotten(store):
+    seed(store)
+    store.order_verify("b", sha(1), "a", NOW, 60)
+    store.order_verify("c", sha(1), "a", NOW, 60)
+    store.take_verify_orders("b", NOW)
+    store.drop_old_audits(NOW, orders_before=NOW + 1)
+    assert not store.order_verify("c", sha(1), "a", NOW + 2, 60)  # c's was never handed out: kept
+    assert store.order_verify("b", sha(1), "a", NOW + 2, 1e9)  # b's was forgotten: a report arms it

@@ -131,3 +131,26 @@ def test_the_sender_of_an_expired_handed_out_copy_is_passed_over_while_another_c
     assert not store.passed_over_as_source(sha(1), "owner", NOW, LIVE)
     store.set_proof("owner", sha(1), REFUTED, NOW)
     assert not store.passed_over_as_source(sha(1), "liar", NOW, LIVE)  # no other source: try it again
+
+
+def test_the_heartbeat_statement_says_whether_claims_work_waits(store):
+    add_peer(store, "a", files=[entry("x", n=1)], token="tok-a")
+    add_peer(store, "b", files=[entry("x", n=1)], token="tok-b")
+    assert not store.lease_session("tok-a", LIVE, NOW).has_claims_work
+    store.order_verify("a", sha(1), "b", NOW, 60)
+    assert store.renew_lease("tok-a", LIVE, NOW).has_claims_work
+    store.take_verify_orders("a", NOW)
+    assert not store.lease_session("tok-a", LIVE, NOW).has_claims_work
+    store.add_audit("1" * 32, sha(1), "b", "a", 0, 10, NOW, NOW + 60)
+    assert store.lease_session("tok-a", LIVE, NOW).has_claims_work
+    assert not store.lease_session("tok-a", LIVE, NOW + 61).has_claims_work  # past its deadline
+    assert not store.lease_session("tok-b", LIVE, NOW).has_claims_work  # the target is not told
+
+
+def test_the_piece_hashes_of_a_proven_holder_win_over_a_claims(store):
+    true_pieces, made_up = [sha("piece")], [sha("made up")]
+    add_peer(store, "aaa-liar", files=[entry("x", n=1, piece_size=65536, pieces=made_up)])
+    add_peer(store, "owner", files=[entry("x", n=1, piece_size=65536, pieces=true_pieces)])
+    assert store.file_detail(sha(1), LIVE, NOW)["pieces"] == made_up  # unproven both: the first one
+    prove(store, "owner", sha(1))
+    assert store.file_detail(sha(1), LIVE, NOW)["pieces"] == true_pieces

@@ -164,3 +164,15 @@ def test_a_failed_push_from_the_only_holder_is_tried_again(claims_app):
     assert owner.heartbeat().get_json()["replicate"]
     claims_app.clock.advance(6)
     assert [o["to_peer_id"] for o in owner.heartbeat().get_json()["replicate"]] == ["spare"]
+
+
+def test_a_client_session_reports_but_cannot_answer_audits(claims_app):
+    client = claims_app.test_client()
+    holder = PeerClient(client, "holder", files=[X])
+    r = client.post("/api/v1/login", json={"peer_id": "downloader", "secret": "s3cret"})  # no grpc_address
+    assert r.status_code == 200 and r.get_json().get("client") is True
+    auth = {"Authorization": f"Bearer {r.get_json()['token']}"}
+    assert client.post(url("holder", X["sha256"], "corrupt"), headers=auth).status_code == 202
+    assert holder.heartbeat().get_json()["verify"] == [X["sha256"]]
+    assert client.post(url("holder", X["sha256"], "verified"), headers=auth).status_code == 204
+    assert client.post("/api/v1/audits/" + "0" * 32, json={"ok": True}, headers=auth).status_code == 401

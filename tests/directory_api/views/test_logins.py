@@ -76,3 +76,17 @@ def test_the_sweep_forgets_old_failures(make_app, clock):
     clock.advance(61)
     app.extensions["p2p"].liveness.sweep(store)
     assert store.login_failures(["peer:alice", "addr:127.0.0.1"], 0) == {"peer:alice": [], "addr:127.0.0.1": []}
+
+
+def test_behind_a_trusted_proxy_the_address_is_the_forwarded_one(make_app, clock):
+    client = make_app(clock=clock, login_failures_per_address=2, proxy_hops=1).test_client()
+
+    def login(body, forwarded):
+        return client.post("/api/v1/login", json=body, headers={"X-Forwarded-For": forwarded})
+
+    for name in ("a", "b"):
+        assert login({**GOOD, "peer_id": name, "grpc_address": None}, "10.0.0.7").status_code == 200
+        assert login({**WRONG, "peer_id": name, "grpc_address": None}, "10.0.0.7").status_code == 401
+    r = login({**GOOD, "peer_id": "c", "grpc_address": None}, "10.0.0.7")
+    assert r.status_code == 429 and "10.0.0.7" in r.get_json()["detail"]
+    assert login({**GOOD, "peer_id": "c", "grpc_address": None}, "10.0.0.8").status_code == 200  # another client

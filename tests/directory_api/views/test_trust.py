@@ -127,6 +127,13 @@ def test_a_download_ticket_needs_a_live_holder(make_app, clock):
     assert _ask(client, token, sha256=sha("a.txt")).status_code == 404
 
 
+def test_no_download_ticket_from_a_refuted_holder(app, client, peer_client):
+    bob = peer_client("bob", files=[entry("a.txt")])
+    app.extensions["p2p"].store.set_proof("bob", sha("a.txt"), 2, 0.0)  # bob failed an audit of a.txt
+    assert _ask(client, bob.token, sha256=sha("a.txt")).status_code == 404
+    assert _ask(client, bob.token, sha256=sha("a.txt"), holder="bob").status_code == 404
+
+
 def test_without_a_session_only_an_open_network_gives_download_tickets(make_app):
     closed = make_app().test_client()
     from tests.fixtures.directory import PeerClient
@@ -214,3 +221,11 @@ def test_ipv6_spellings_of_one_address_conflict(client):
     second = {"peer_id": "two", "secret": "x", "grpc_address": "[FD00:0:0::1]:7000"}
     assert client.post("/api/v1/login", json=second).status_code == 409
     assert client.get("/api/v1/peers").get_json()[0]["grpc_address"] == "[fd00::1]:7000"
+
+
+def test_a_client_session_may_report_an_unreachable_peer(client, peer_client, closed_port):
+    peer_client("gone", address=f"127.0.0.1:{closed_port}")
+    token = client.post("/api/v1/login", json=CLIENT).get_json()["token"]
+    r = client.post("/api/v1/peers/gone/unreachable", headers=_bearer(token))
+    assert r.status_code == 202 and r.get_json() == {"status": "removed"}
+    assert client.get("/api/v1/peers").get_json() == []  # and the reporter is not listed either
