@@ -135,3 +135,17 @@ def test_an_audit_catches_a_peer_that_only_claims_a_file(directory_factory, peer
     finally:
         liar.stop.set()
     assert owner.proc.poll() is None
+
+
+def test_the_scrub_finds_a_rotted_copy_and_withdraws_it(directory_factory, peer_factory):
+    directory = directory_factory(lease=3)
+    data = os.urandom(2 * PIECE)
+    # a pass every 2 s over the two files: each is re-hashed about once a second
+    peer = peer_factory(directory.url, files={"a.bin": data, "b.bin": b"fine"}, peer_id="disk",
+                        env={**PIECES_ENV, "P2P_SCRUB_INTERVAL": "2", "P2P_SCRUB_RATE": "64MiB"})
+    wait_until(lambda: holders_of(directory.url, sha(data)) == ["disk"], timeout=20)
+    flip_bytes(os.path.join(peer.folder, "a.bin"), [PIECE + 3])  # bit rot: size and mtime kept
+    wait_until(lambda: holders_of(directory.url, sha(data)) == [], timeout=15)
+    assert os.path.exists(os.path.join(peer.folder, ".p2p", "quarantine", f"{sha(data)}-a.bin"))
+    assert holders_of(directory.url, sha(b"fine")) == ["disk"]  # the good copy stays shared
+    peer.wait_for_output(r"a\.bin no longer matches its sha256", timeout=5)
