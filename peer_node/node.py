@@ -6,7 +6,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from peer_node import session
-from peer_node.directory import DirectoryClient
+from peer_node.admission import Admission, Keyring
+from peer_node.directory import DirectoryClient, retry_policy
 from peer_node.errors import (AlreadyExists, DirectoryError, DirectoryUnavailable, NotFound, P2PError,
                               Unauthorized)
 from peer_node.folder import SharedFolder
@@ -38,8 +39,12 @@ class PeerNode:
         self.folder = SharedFolder(config.folder, config.piece_size)
         limits = ServiceLimits(config.chunk_size, config.upload_rate_limit, config.max_upload_bytes,
                                config.accept_uploads, config.max_transfers)
-        self.service = PeerService(self.folder, limits, on_stored=self._stored)
         self.directory = DirectoryClient(config.directory)
+        # the directory's keys: from the login answer, else (key changed) GET /keys on its own
+        # client, so a ticket check never waits behind a heartbeat or a page of the index
+        self.keyring = Keyring(fetch=self._fetch_keys)
+        admission = Admission(config.peer_id, self.keyring) if config.require_tickets else None
+        self.service = PeerService(self.folder, limits, on_stored=self._stored, admission=admission)
         self.server = None
         self.port = None
         self.address = None
@@ -181,6 +186,8 @@ class PeerNode:
                                       accept_uploads=self.config.accept_uploads,
                                       free_bytes=self.folder_free_bytes())
         self._dirty = True  # publish with PUT too: login's files are optional in the contract
+        if answer.get("directory_key"):
+            self.keyring.learn(answer["directory_key"])
         # lets `p2p get --config` on this machine report unreachable holders as this peer
         session.write(self.folder.root, self.directory.url, self.directory.token, self.config.peer_id)
         return answer
@@ -202,6 +209,14 @@ class PeerNode:
                 self._dirty = self._dirty or dirty
                 self._pending_adds = adds + self._pending_adds
             raise
+
+    def _fetch_keys(self):
+        # one short try per URL: a transfer's ticket check waits for this answer
+        client = DirectoryClient(self.config.directory, timeout=2.0, retry=retry_policy(retries=0))
+        try:
+            return client.keys()
+        finally:
+            client.close()
 
     def folder_free_bytes(self):
         """Room for uploads: free disk space, capped by max_upload_bytes when set."""

@@ -12,6 +12,7 @@ from peer_node.errors import (AlreadyExists, Busy, InvalidRequest, NotFound, Out
 from peer_node.folder import FileEntry, check_name
 from peer_node.hashing import read_range
 from protos.rules import SHA256_RULE, is_sha256
+from protos.tickets import DOWNLOAD, UPLOAD
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +49,13 @@ class ServiceLimits:
 class PeerService:
     """The peer's side of ListFiles, Download and Upload over one SharedFolder."""
 
-    def __init__(self, folder, limits=None, on_stored=None):
+    def __init__(self, folder, limits=None, on_stored=None, admission=None):
         self.folder = folder
         self.limits = limits or ServiceLimits()
         # called with the FileEntry of every completed upload, so it is published at once
         self.on_stored = on_stored
+        # checks the ticket of every transfer (peer_node/admission.py); None: no tickets asked
+        self.admission = admission
         self._slots = threading.BoundedSemaphore(self.limits.max_transfers)
 
     def list_files(self, prefix=""):
@@ -75,9 +78,18 @@ class PeerService:
             return self.folder.by_name(name)
         raise InvalidRequest("name the file by sha256 or by name")
 
-    def download(self, sha256="", name="", offset=0, length=0):
-        """Check the request now, then return (entry, start, length, iterator of (offset, bytes))."""
+    def admit(self, authorization, purpose=DOWNLOAD):
+        """The Claims of the transfer's ticket (None when this peer asks for none); raises when refused."""
+        if self.admission is None:
+            return None
+        return self.admission.admit(authorization, purpose)
+
+    def download(self, sha256="", name="", offset=0, length=0, authorization=None):
+        """Check the ticket and the request now, then return (entry, start, length, iterator of (offset, bytes))."""
+        claims = self.admit(authorization, DOWNLOAD)  # first: a stranger learns nothing of the folder
         entry = self.find(sha256, name)
+        if claims is not None:
+            self.admission.match(claims, entry.sha256)
         if offset < 0 or length < 0:
             raise InvalidRequest(f"offset ({offset}) and length ({length}) must not be negative")
         if offset > entry.size:
@@ -122,12 +134,17 @@ class PeerService:
             os.close(fd)
             self._slots.release()
 
-    def receive(self, name, size, sha256, chunks):
+    def receive(self, name, size, sha256, chunks, claims=None):
         """Store an uploaded file from an iterator of bytes; return its FileEntry.
 
+        claims: what admit(authorization, "upload") answered before the header was read.
         Same name with the same content succeeds without reading the data (idempotent); same
         name with other content is AlreadyExists; nothing is left behind on any failure.
         """
+        if self.admission is not None:
+            if claims is None:
+                claims = self.admit(None, UPLOAD)  # raises TicketRequired
+            self.admission.match(claims, sha256, size)
         if not self.limits.accept_uploads:
             raise UploadRejected("this peer does not accept uploads (accept_uploads = false)")
         check_name(name)

@@ -11,6 +11,7 @@ from peer_node.config import MAX_MESSAGE_BYTES
 from peer_node.errors import InvalidRequest, P2PError
 from peer_node.wire import encode_chunk
 from protos import p2p_pb2, p2p_pb2_grpc
+from protos.tickets import METADATA_KEY, UPLOAD
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,14 @@ def _abort(context, exc):
     context.abort(code, _detail(exc))
 
 
+def _authorization(context):
+    """The call's "authorization" metadata value (None when absent)."""
+    for key, value in context.invocation_metadata() or ():
+        if key == METADATA_KEY:
+            return value
+    return None
+
+
 def _info(entry):
     return p2p_pb2.FileInfo(name=entry.name, size=entry.size, sha256=entry.sha256)
 
@@ -78,7 +87,7 @@ class P2PServicer(p2p_pb2_grpc.P2PServiceServicer):
         """Stream the requested range in chunks."""
         try:
             _, _, _, chunks = self.service.download(
-                request.sha256, request.name, request.offset, request.length)
+                request.sha256, request.name, request.offset, request.length, _authorization(context))
         except P2PError as exc:
             _abort(context, exc)
         try:
@@ -92,11 +101,12 @@ class P2PServicer(p2p_pb2_grpc.P2PServiceServicer):
     def Upload(self, request_iterator, context):
         """Receive header then data; answer the stored FileInfo."""
         try:
+            claims = self.service.admit(_authorization(context), UPLOAD)  # before waiting for a header
             first = next(request_iterator, None)
             if first is None or first.WhichOneof("part") != "header":
                 raise InvalidRequest("the first Upload message must be the header (name, size, sha256)")
             h = first.header
-            entry = self.service.receive(h.name, h.size, h.sha256, _data_parts(request_iterator))
+            entry = self.service.receive(h.name, h.size, h.sha256, _data_parts(request_iterator), claims)
         except P2PError as exc:
             _abort(context, exc)
         return p2p_pb2.UploadResponse(file=_info(entry))
