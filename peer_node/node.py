@@ -38,7 +38,8 @@ class PeerNode:
         self.config = config
         self.folder = SharedFolder(config.folder, config.piece_size)
         limits = ServiceLimits(config.chunk_size, config.upload_rate_limit, config.max_upload_bytes,
-                               config.accept_uploads, config.max_transfers)
+                               config.accept_uploads, config.max_transfers,
+                               header_timeout=config.header_timeout, stall_timeout=config.stall_timeout)
         self.directory = DirectoryClient(config.directory)
         # the directory's keys: from the login answer, else (key changed) GET /keys on its own
         # client, so a ticket check never waits behind a heartbeat or a page of the index

@@ -1,4 +1,5 @@
 """What a peer does for the RPCs, as plain Python (no grpc here): list, serve ranges, receive uploads."""
+import contextlib
 import errno
 import logging
 import os
@@ -11,6 +12,7 @@ from peer_node.errors import (AlreadyExists, Busy, InvalidRequest, NotFound, Out
                               QuotaExceeded, UploadRejected)
 from peer_node.folder import FileEntry, check_name
 from peer_node.hashing import read_range
+from peer_node.watchdog import Watchdog
 from protos.rules import SHA256_RULE, is_sha256
 from protos.tickets import DOWNLOAD, UPLOAD
 
@@ -44,6 +46,8 @@ class ServiceLimits:
     max_upload_bytes: int = 0
     accept_uploads: bool = True
     max_transfers: int = 8
+    header_timeout: float = 5.0   # seconds an Upload may take to send its header
+    stall_timeout: float = 10.0   # seconds a transfer's other side may stay still
 
 
 class PeerService:
@@ -57,6 +61,19 @@ class PeerService:
         # checks the ticket of every transfer (peer_node/admission.py); None: no tickets asked
         self.admission = admission
         self._slots = threading.BoundedSemaphore(self.limits.max_transfers)
+        # Uploads waiting for their header hold a server thread but no slot: as many again
+        self._starting = threading.BoundedSemaphore(self.limits.max_transfers)
+        self.watchdog = Watchdog()  # cancels calls whose other side stopped moving
+
+    @contextlib.contextmanager
+    def awaiting_header(self):
+        """Room for one Upload to send its header, or Busy at once when too many are starting."""
+        if not self._starting.acquire(blocking=False):
+            raise Busy(f"too many uploads are starting ({self.limits.max_transfers}); try again later")
+        try:
+            yield
+        finally:
+            self._starting.release()
 
     def list_files(self, prefix=""):
         """Indexed files whose name starts with prefix."""

@@ -84,36 +84,57 @@ class P2PServicer(p2p_pb2_grpc.P2PServiceServicer):
         return p2p_pb2.ListFilesResponse(files=[_info(e) for e in entries])
 
     def Download(self, request, context):
-        """Stream the requested range in chunks."""
+        """Stream the requested range in chunks; a client that stops reading is cancelled."""
         try:
             _, _, _, chunks = self.service.download(
-                request.sha256, request.name, request.offset, request.length, _authorization(context))
+                request.sha256, request.name, request.offset, request.length, authorization=_authorization(context))
         except P2PError as exc:
             _abort(context, exc)
-        try:
-            for offset, data in chunks:
-                yield encode_chunk(offset, data)  # FileChunk, pre-serialized (see wire.py)
-        except P2PError as exc:
-            _abort(context, exc)
-        finally:
-            chunks.close()
+        stall = self.service.limits.stall_timeout
+        with self.service.watchdog.watch(context.cancel) as watch:
+            try:
+                for offset, data in chunks:
+                    # armed only while grpc sends (a client that stops reading stops the send),
+                    # not while we read the disk or keep to the rate limit
+                    watch.arm(stall, f"a Download client read nothing for {stall:g} s")
+                    yield encode_chunk(offset, data)  # FileChunk, pre-serialized (see wire.py)
+                    watch.disarm()
+            except P2PError as exc:
+                _abort(context, exc)
+            finally:
+                chunks.close()
 
     def Upload(self, request_iterator, context):
-        """Receive header then data; answer the stored FileInfo."""
-        try:
-            claims = self.service.admit(_authorization(context), UPLOAD)  # before waiting for a header
-            first = next(request_iterator, None)
-            if first is None or first.WhichOneof("part") != "header":
-                raise InvalidRequest("the first Upload message must be the header (name, size, sha256)")
-            h = first.header
-            entry = self.service.receive(h.name, h.size, h.sha256, _data_parts(request_iterator), claims)
-        except P2PError as exc:
-            _abort(context, exc)
+        """Receive header then data; answer the stored FileInfo. A silent sender is cancelled."""
+        limits = self.service.limits
+        with self.service.watchdog.watch(context.cancel) as watch:
+            try:
+                claims = self.service.admit(_authorization(context), UPLOAD)  # before waiting for a header
+                with self.service.awaiting_header():
+                    watch.arm(limits.header_timeout, f"an Upload sent no header within {limits.header_timeout:g} s")
+                    first = next(request_iterator, None)
+                    watch.disarm()
+                if first is None or first.WhichOneof("part") != "header":
+                    raise InvalidRequest("the first Upload message must be the header (name, size, sha256)")
+                h = first.header
+                parts = _data_parts(request_iterator, watch, limits.stall_timeout)
+                entry = self.service.receive(h.name, h.size, h.sha256, parts, claims)
+            except P2PError as exc:
+                _abort(context, exc)
+            except grpc.RpcError:
+                if context.is_active() and watch.fired is None:
+                    raise
+                return None  # cancelled (by the watchdog or the client): nobody to answer
         return p2p_pb2.UploadResponse(file=_info(entry))
 
 
-def _data_parts(request_iterator):
-    for msg in request_iterator:
+def _data_parts(request_iterator, watch, stall):
+    while True:
+        watch.arm(stall, f"an Upload sent nothing for {stall:g} s")
+        msg = next(request_iterator, None)
+        watch.disarm()
+        if msg is None:
+            return
         if msg.WhichOneof("part") != "data":
             raise InvalidRequest("only data may follow the Upload header")
         yield msg.data
@@ -146,7 +167,9 @@ def create_server(address, service, max_workers=None):
 
     Port 0 picks a free port. Call serve(server) to start it.
     """
-    workers = max_workers or service.limits.max_transfers + 4  # room for ListFiles/health when busy
+    # a thread per transfer slot, one per Upload awaiting its header, and 8 that transfers never
+    # take: health checks (the directory's probe) and ListFiles answer however busy the peer is
+    workers = max_workers or 2 * service.limits.max_transfers + 8
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"),
                          options=GRPC_OPTIONS)
     add_to_server(P2PServicer(service), server)
