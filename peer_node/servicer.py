@@ -1,5 +1,6 @@
 """The gRPC face of a peer: thin P2PService methods, health, reflection, create_server/serve/stop."""
 import logging
+import threading
 from concurrent import futures
 
 import grpc
@@ -162,6 +163,47 @@ def add_to_server(servicer, server):
     server.add_registered_method_handlers(SERVICE_NAME, handlers)
 
 
+# Calls that hold a server thread for as long as the client keeps them open, whoever it is: a
+# health Watch and a reflection stream. A few at a time, so that strangers opening many of them
+# cannot take the threads that health checks and ListFiles answer on.
+OPEN_STREAMS = 4
+_OPEN_STREAM_METHODS = ("/grpc.health.v1.Health/Watch",
+                        f"/{reflection.SERVICE_NAME}/ServerReflectionInfo")
+
+
+class _OpenStreamLimit(grpc.ServerInterceptor):
+    """At most `limit` open health watches and reflection streams; more get RESOURCE_EXHAUSTED at once."""
+
+    def __init__(self, limit=OPEN_STREAMS):
+        self.limit = limit
+        self._open = threading.BoundedSemaphore(limit)
+
+    def intercept_service(self, continuation, handler_call_details):
+        """Wrap the streaming-answer handlers of the long-lived methods; others pass through."""
+        handler = continuation(handler_call_details)
+        if handler is None or handler_call_details.method not in _OPEN_STREAM_METHODS:
+            return handler
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                self._bounded(handler.unary_stream), handler.request_deserializer, handler.response_serializer)
+        if handler.stream_stream is not None:
+            return grpc.stream_stream_rpc_method_handler(
+                self._bounded(handler.stream_stream), handler.request_deserializer, handler.response_serializer)
+        return handler
+
+    def _bounded(self, behavior):
+        def bounded(request, context):
+            if not self._open.acquire(blocking=False):
+                metrics.refused("RESOURCE_EXHAUSTED")
+                context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                              f"too many open health watches and reflection streams ({self.limit}); try again later")
+            try:
+                yield from behavior(request, context)
+            finally:
+                self._open.release()
+        return bounded
+
+
 def create_server(address, service, max_workers=None):
     """A gRPC server with P2PService, health and reflection bound to address; returns (server, port).
 
@@ -171,7 +213,7 @@ def create_server(address, service, max_workers=None):
     # take: health checks (the directory's probe) and ListFiles answer however busy the peer is
     workers = max_workers or 2 * service.limits.max_transfers + 8
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"),
-                         options=GRPC_OPTIONS)
+                         interceptors=(_OpenStreamLimit(),), options=GRPC_OPTIONS)
     add_to_server(P2PServicer(service), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -138,3 +138,29 @@ def test_health_and_list_answer_while_every_transfer_thread_is_taken(channel, pe
         call.cancel()
     for f in uploads:
         outcome(f)
+
+
+def test_open_health_watches_are_bounded_and_checks_still_answer(channel):
+    from peer_node.servicer import OPEN_STREAMS
+
+    stub = health_pb2_grpc.HealthStub(channel)
+    watches = [stub.Watch(health_pb2.HealthCheckRequest()) for _ in range(OPEN_STREAMS)]
+    for w in watches:
+        assert next(w).status == health_pb2.HealthCheckResponse.SERVING
+    with pytest.raises(grpc.RpcError) as err:
+        next(stub.Watch(health_pb2.HealthCheckRequest(), timeout=5))
+    assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert health(channel) < TIMEOUT
+    for w in watches:
+        w.cancel()
+    wait_until(lambda: _watch_answers(stub), timeout=5)
+
+
+def _watch_answers(stub):
+    call = stub.Watch(health_pb2.HealthCheckRequest(), timeout=5)
+    try:
+        return next(call).status == health_pb2.HealthCheckResponse.SERVING
+    except grpc.RpcError:
+        return False
+    finally:
+        call.cancel()
