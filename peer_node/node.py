@@ -267,14 +267,14 @@ class PeerNode:
             name = item.get("name") or entry.name
             try:
                 push(self.folder, entry, item["to_address"], name, self.config.chunk_size,
-                     RateLimiter(self.config.upload_rate_limit))
+                     RateLimiter(self.config.upload_rate_limit), ticket=item.get("ticket"))
             except AlreadyExists:
                 # The backup shares other bytes under this name and never overwrites them; the
                 # copy completes once it indexes our sha256 under any name, so use another one
                 # (otherwise every re-planned copy to that peer would fail the same way).
                 name = replica_name(name, entry.sha256)
                 push(self.folder, entry, item["to_address"], name, self.config.chunk_size,
-                     RateLimiter(self.config.upload_rate_limit))
+                     RateLimiter(self.config.upload_rate_limit), ticket=item.get("ticket"))
             log.info("replicated %s (%s) to %s at %s", name,
                      item["sha256"][:12], item.get("to_peer_id"), item["to_address"])
         except NotFound:
