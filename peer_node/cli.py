@@ -103,7 +103,7 @@ def main(ctx, verbose):
 @click.option("--advertise", metavar="HOST:PORT", help="Address others dial, when not host:port.")
 @click.option("--chunk-size", help="Bytes per streamed message (default 1MiB).")
 @click.option("--upload-rate-limit", help="Bytes/s per outgoing transfer, 0 = unlimited.")
-@click.option("--max-upload-bytes", help="Largest upload accepted, 0 = unlimited.")
+@click.option("--max-upload-bytes", help="Largest upload accepted (default 4GiB; 0 = as large as the disk allows).")
 @click.option("--accept-uploads/--no-accept-uploads", default=None, help="Accept Upload calls.")
 @click.option("--rescan-interval", help="Seconds between folder rescans (default 5).")
 @click.option("--metrics-port", help="Serve Prometheus metrics on this port (0 = any free one; default off).")

@@ -39,7 +39,8 @@ class PeerNode:
         self.folder = SharedFolder(config.folder, config.piece_size)
         limits = ServiceLimits(config.chunk_size, config.upload_rate_limit, config.max_upload_bytes,
                                config.accept_uploads, config.max_transfers,
-                               header_timeout=config.header_timeout, stall_timeout=config.stall_timeout)
+                               header_timeout=config.header_timeout, stall_timeout=config.stall_timeout,
+                               min_free_bytes=config.min_free_bytes)
         self.directory = DirectoryClient(config.directory)
         # the directory's keys: from the login answer, else (key changed) GET /keys on its own
         # client, so a ticket check never waits behind a heartbeat or a page of the index
@@ -220,8 +221,8 @@ class PeerNode:
             client.close()
 
     def folder_free_bytes(self):
-        """Room for uploads: free disk space, capped by max_upload_bytes when set."""
-        free = self.folder.free_bytes()
+        """Room for uploads: free disk space less the reserve (min_free_bytes), capped by max_upload_bytes when set."""
+        free = max(0, self.folder.free_bytes() - self.config.min_free_bytes)
         cap = self.config.max_upload_bytes
         return min(free, cap) if cap else free
 

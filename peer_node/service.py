@@ -43,11 +43,12 @@ class ServiceLimits:
 
     chunk_size: int = 1024 * 1024
     upload_rate_limit: int = 0
-    max_upload_bytes: int = 0
+    max_upload_bytes: int = 4 * 1024**3  # 0: no limit but the disk's
     accept_uploads: bool = True
     max_transfers: int = 8
     header_timeout: float = 5.0   # seconds an Upload may take to send its header
     stall_timeout: float = 10.0   # seconds a transfer's other side may stay still
+    min_free_bytes: int = 1024**3  # disk space uploads must leave free
 
 
 class PeerService:
@@ -64,6 +65,8 @@ class PeerService:
         # Uploads waiting for their header hold a server thread but no slot: as many again
         self._starting = threading.BoundedSemaphore(self.limits.max_transfers)
         self.watchdog = Watchdog()  # cancels calls whose other side stopped moving
+        self._room_lock = threading.Lock()
+        self._incoming_bytes = 0  # announced sizes of the uploads being received: not on disk yet
 
     @contextlib.contextmanager
     def awaiting_header(self):
@@ -180,26 +183,47 @@ class PeerService:
         if existing is not None and (existing.sha256 or existing.size != size):
             raise AlreadyExists(name, f"{name!r} already exists here with different content; "
                                       "upload it under another name")
-        free = self.folder.free_bytes()
-        if size > free:
-            raise QuotaExceeded(f"{name!r} is {size} bytes but only {free} bytes are free here")
         if not self._slots.acquire(blocking=False):
             raise Busy(f"too many transfers in progress ({self.limits.max_transfers}); try again later")
+        try:
+            self._book_room(name, size)
+        except BaseException:
+            self._slots.release()
+            raise
+        booked = size  # what of it is not on the disk yet (the free space already shows the rest)
         try:
             with metrics.transfer(metrics.RECEIVING), self.folder.incoming(name, size, sha256) as incoming:
                 for data in chunks:
                     metrics.bytes_received(len(data))
                     incoming.write(data)
+                    written = min(len(data), booked)
+                    with self._room_lock:
+                        self._incoming_bytes -= written
+                    booked -= written
                 entry = incoming.commit()
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise QuotaExceeded(f"no room for {name!r} here: {exc.strerror}") from None
             raise InvalidRequest(f"cannot store {name!r} here: {exc.strerror}") from None
         finally:
+            with self._room_lock:
+                self._incoming_bytes -= booked
             self._slots.release()
         if self.on_stored is not None:
             self.on_stored(entry)
         return entry
+
+    def _book_room(self, name, size):
+        """Count size against the free disk space, less the reserve and the uploads under way; QuotaExceeded if it does not fit."""
+        reserve = self.limits.min_free_bytes
+        with self._room_lock:
+            free = self.folder.free_bytes() - self._incoming_bytes
+            if size > free - reserve:
+                kept = f", and {reserve} bytes must stay free (min_free_bytes)" if reserve else ""
+                busy = f" (uploads under way take {self._incoming_bytes} more)" if self._incoming_bytes else ""
+                raise QuotaExceeded(f"{name!r} is {size} bytes but only {max(free, 0)} bytes are free "
+                                    f"here{busy}{kept}")
+            self._incoming_bytes += size
 
     def _existing(self, name):
         try:
