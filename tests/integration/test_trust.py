@@ -13,11 +13,10 @@ import time
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from werkzeug.serving import make_server
-from werkzeug.wrappers import Request, Response
 
 from peer_node.transfer import FileRecord, Holder, download
 from protos import p2p_pb2, p2p_pb2_grpc, tickets
+from tests.fixtures.fake_directory import FakeDirectory
 from tests.fixtures.tickets import Mint
 from tests.integration.helpers import GRPCURL, sha, wait_until
 
@@ -26,42 +25,6 @@ pytestmark = pytest.mark.integration
 BIG = os.urandom(24 * 1024 * 1024)  # far beyond what flow-control windows buffer
 BIG_SHA = sha(BIG)
 STALL = 2.0  # the peers' stall_timeout in these tests
-
-
-class FakeDirectory:
-    """Just enough of the directory for a peer to log in, publish, beat and learn the ticket key."""
-
-    def __init__(self):
-        self.mint = Mint()
-        self.logins = []
-        self._server = make_server("127.0.0.1", 0, self._app, threaded=True)
-        self.url = f"http://127.0.0.1:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-
-    @Request.application
-    def _app(self, request):
-        path = request.path.removeprefix("/api/v1")
-        body = request.get_json(silent=True) or {}
-        if path == "/login":
-            self.logins.append(body)
-            answer = {"token": f"token-{len(self.logins)}", "peer_id": body.get("peer_id"), "lease_s": 30,
-                      "registered": True, "directory_key": self.mint.key_dict}
-        elif path == "/keys":
-            answer = {"keys": [self.mint.key_dict]}
-        elif path == "/heartbeat":
-            answer = {"lease_s": 30, "replicate": []}
-        elif path == "/logout":
-            return Response(status=204)
-        elif path.startswith("/peers/") and path.endswith("/files"):
-            answer = {"indexed": len(body.get("files", [])), "committed": True}
-        else:
-            return Response(json.dumps({"title": "Not Found", "status": 404}), 404,
-                            content_type="application/problem+json")
-        return Response(json.dumps(answer), content_type="application/json")
-
-    def close(self):
-        self._server.shutdown()
 
 
 @pytest.fixture
