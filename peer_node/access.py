@@ -9,9 +9,13 @@ import logging
 import threading
 import time
 
+from peer_node.errors import P2PError, Unauthorized
 from protos import tickets
 
 log = logging.getLogger(__name__)
+
+NEEDS_IDENTITY = ("give --peer-id and --secret (or P2P_PEER_ID and P2P_SECRET, or --config with a peer_id "
+                  "and secret): the command logs in as a client, which never makes that peer look live")
 
 #: a ticket is asked again when it has less than this many seconds left
 RENEW_MARGIN_S = 60
@@ -46,7 +50,13 @@ class TicketBook:
         with self._lock:
             now = self._clock()
             if self._ticket is None or now >= self._expires_at - self.margin_s:
-                ticket, expires_at = self.directory.ticket(self.sha256, self.purpose, self.holder, self.size)
+                try:
+                    ticket, expires_at = self.directory.ticket(self.sha256, self.purpose, self.holder, self.size)
+                except Unauthorized as exc:
+                    if self.directory.token:
+                        raise
+                    raise P2PError(f"the directory gives {self.purpose} tickets only to logged-in peers "
+                                   f"({exc.detail or exc.title}): {NEEDS_IDENTITY}") from None
                 # a short-lived ticket (under twice the margin) is used for half its life
                 life = (expires_at or now + tickets.DEFAULT_TTL_S) - now
                 self._ticket = ticket

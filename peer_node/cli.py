@@ -10,7 +10,7 @@ import threading
 import click
 
 from peer_node import session
-from peer_node.access import TicketBook, client_login
+from peer_node.access import NEEDS_IDENTITY, TicketBook, client_login
 from peer_node.client import PeerClient
 from peer_node.config import SERVE_REQUIRED, load_config
 from peer_node.directory import DirectoryClient
@@ -199,7 +199,7 @@ def get(ref, out, parallel, stall_timeout, force, as_json, config_path, director
         dirclient = DirectoryClient(cfg.directory)
         client_login(dirclient, cfg.peer_id, cfg.secret)
         record = find_file(dirclient, ref)
-        ticket = _download_tickets(dirclient, record)
+        ticket = TicketBook(dirclient, record.sha256)  # asked when the download starts, renewed as it goes
         default_dir = cfg.folder if cfg.folder else os.getcwd()
         dest = destination(out, record.name, default_dir)
         bar = Progress(os.path.basename(dest))
@@ -370,22 +370,6 @@ def put(path, address, name, holder, config_path, directory, peer_id, secret):
     with PeerClient(address, ticket=ticket) as peer:
         stored = peer.upload(path, name, digest.size, digest.sha256)
     click.echo(f"uploaded {stored.name} ({stored.size} bytes, sha256 {stored.sha256}) to {address}")
-
-
-NEEDS_IDENTITY = ("give --peer-id and --secret (or P2P_PEER_ID and P2P_SECRET, or --config with a peer_id "
-                  "and secret): the command logs in as a client, which never makes that peer look live")
-
-
-def _download_tickets(dirclient, record):
-    """A TicketBook for record's download; its first ticket is asked now, so a refusal is one line."""
-    book = TicketBook(dirclient, record.sha256)
-    if record.holders:
-        try:
-            book()
-        except Unauthorized as exc:
-            raise P2PError(f"the directory gives download tickets only to logged-in peers "
-                           f"({exc.detail or exc.title}): {NEEDS_IDENTITY}") from None
-    return book
 
 
 def _upload_ticket(cfg, address, holder, digest):

@@ -144,6 +144,8 @@ def download(record, dest, on_progress=None, on_unreachable=None, on_corrupt=Non
         return existing
     if not record.holders and record.size:
         raise NoHolders(record.name, "no live holder right now; try again later")
+    if callable(ticket) and record.holders:
+        ticket()  # the first ticket now: a refusal is one error, before any holder is tried
     geometry, why = geometry_for(record.size, record.piece_size, record.pieces)
     if why:
         log.warning("%s: %s (an older peer shared it); fetching from one holder at a time and "

@@ -177,3 +177,11 @@ def test_ticket_for_an_upload_as_json(runner, fake):
 def test_ticket_refusals(runner, fake, args, expected):
     result = runner.invoke(cli.main, ["ticket", *args, "--directory", fake.url])
     assert result.exit_code != 0 and expected in result.output and "Traceback" not in result.output
+
+
+def test_get_of_a_file_already_there_asks_no_ticket(runner, holder, fake, tmp_path):
+    out = tmp_path / "got.bin"
+    out.write_bytes(DATA)
+    result = runner.invoke(cli.main, ["get", SHA, "--out", str(out), "--directory", fake.url])
+    assert result.exit_code == 0 and "already holds" in result.output
+    assert ticket_calls(fake) == []
