@@ -98,6 +98,11 @@ class PeerService:
             return self.folder.by_name(name)
         raise InvalidRequest("name the file by sha256 or by name")
 
+    def check_accepts_uploads(self):
+        """UploadRejected when this peer takes no uploads at all (said before any ticket is looked at)."""
+        if not self.limits.accept_uploads:
+            raise UploadRejected("this peer does not accept uploads (accept_uploads = false)")
+
     def admit(self, authorization, purpose=DOWNLOAD):
         """The Claims of the transfer's ticket (None when this peer asks for none); raises when refused."""
         if self.admission is None:
@@ -165,8 +170,7 @@ class PeerService:
             if claims is None:
                 claims = self.admit(None, UPLOAD)  # raises TicketRequired
             self.admission.match(claims, sha256, size)
-        if not self.limits.accept_uploads:
-            raise UploadRejected("this peer does not accept uploads (accept_uploads = false)")
+        self.check_accepts_uploads()
         check_name(name)
         if not is_sha256(sha256):
             raise InvalidRequest(f"header sha256 must be {SHA256_RULE}, got {sha256!r}")

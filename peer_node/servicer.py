@@ -110,6 +110,7 @@ class P2PServicer(p2p_pb2_grpc.P2PServiceServicer):
         limits = self.service.limits
         with self.service.watchdog.watch(context.cancel) as watch:
             try:
+                self.service.check_accepts_uploads()
                 claims = self.service.admit(_authorization(context), UPLOAD)  # before waiting for a header
                 with self.service.awaiting_header():
                     watch.arm(limits.header_timeout, f"an Upload sent no header within {limits.header_timeout:g} s")
