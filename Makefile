@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test test-fast fuzz protos demo directory peer cluster postman bench bench-quick clean
+.PHONY: venv test test-fast fuzz protos demo demo-tls certs directory peer cluster postman bench bench-quick clean
 
 venv: $(STAMP)
 
@@ -45,6 +45,16 @@ peer: venv
 
 demo: venv
 	$(PY) scripts/demo.py
+
+# the same story over TLS: `p2p certs` makes a local CA, the peers serve gRPC over TLS
+demo-tls: venv
+	$(PY) scripts/demo.py --tls
+
+# a local CA and certificates for a directory and PEERS peers in CERTS_DIR (README "TLS")
+CERTS_DIR ?= tls
+PEERS ?= 3
+certs: venv
+	$(PY) -m peer_node certs $(CERTS_DIR) --peers $(PEERS)
 
 # two directory processes on a PostgreSQL database of their own, HAProxy in front (README:
 # "Several directories behind a load balancer"); CLUSTER_ARGS="--directories 3 --port 9000"

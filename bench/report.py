@@ -209,6 +209,8 @@ def _directory_section(d: dict) -> list[str]:
     lines = ["## Directory", ""]
     if d.get("error"):
         lines += [f"**The directory benchmark failed:** `{d['error']}`", ""]
+    if not cfg:  # it failed before it recorded its configuration: nothing below can be described
+        return lines
     lines += [
         f"The store is seeded directly with `devtools.store_tools.bulk_seed` (each file on {cfg.get('replication')} peers, "
         f"so the replication target is already met and heartbeats find no work), every seeded peer "

@@ -20,7 +20,7 @@ from sqlalchemy import text
 from bench import vocab
 from devtools.store_tools import bulk_seed, drop_schema
 from directory_api.store import Store
-from directory_api.store.search import _search_statement
+from directory_api.store import search_pg
 
 # (label, query): a common letter, a frequent and a rare pair, a pair no name holds, a non-ASCII
 # letter, and trigram queries to compare with.
@@ -50,11 +50,14 @@ def timings(store: Store, repeat: int) -> dict:
 
 
 def explain(store: Store, query: str) -> str:
-    """PostgreSQL's EXPLAIN ANALYZE of the short statement for query."""
-    stmt = _search_statement("postgresql", "short")
-    params = {"ls": 0.0, "after": 0, "lim": 21, "pat": f"%{query}%"}
+    """PostgreSQL's EXPLAIN ANALYZE of the first statement the search runs for a short query."""
+    sample = search_pg.NameSample()
     with store.engine.connect() as conn:
-        rows = conn.execute(text("EXPLAIN (ANALYZE, COSTS OFF) " + str(stmt)), params)
+        sample.refresh(conn)
+        match, pattern, window, use_index = sample.plan(query, 21)
+        kind = "scan" if window else "index"
+        params = {"ls": 0.0, "after": 0, "lim": 21, "w": window, "cap": search_pg.INDEX_CAP, **pattern}
+        rows = conn.execute(text("EXPLAIN (ANALYZE, COSTS OFF) " + str(search_pg.statement(kind, match))), params)
         return "\n".join(r[0] for r in rows)
 
 

@@ -8,6 +8,8 @@ from sqlalchemy import delete
 from directory_api.store import Store
 from directory_api.store.bulk import bulk_load
 from directory_api.store.schema import (
+    client_sessions,
+    login_failures,
     directory_processes,
     dropped,
     files,
@@ -35,7 +37,7 @@ def bulk_seed(store: Store, peer_rows: Iterable[dict], file_rows: Iterable[dict]
 def truncate(store: Store) -> None:
     """Delete every row, keeping the schema."""
     with store.write() as conn:
-        for table in (staged_files, publications, removals, dropped, withdrawn, pending, files, peers,
+        for table in (client_sessions, login_failures, staged_files, publications, removals, dropped, withdrawn, pending, files, peers,
                       directory_processes, tasks):
             conn.execute(delete(table))
         if store.dialect == "sqlite":

@@ -33,6 +33,8 @@ class DirectoryContext:
     sweeper: Any = None
     clock_watch: Any = None
     signer: Any = None  # keys.TicketSigner: signs transfer tickets
+    auditing: Any = None  # audits.Auditing: audits, verify orders, reports about holders
+    audit_scheduler: Any = None
 
     def start(self) -> "DirectoryContext":
         """Start the background threads: this process's clock heartbeat, the lease writer, and
@@ -42,10 +44,14 @@ class DirectoryContext:
         self.leases.start()
         if self.sweeper is not None:
             self.sweeper.start()
+        if self.audit_scheduler is not None:
+            self.audit_scheduler.start()
         return self
 
     def close(self) -> None:
         """Stop the background threads (writing pending lease renewals) and close the database pool."""
+        if self.audit_scheduler is not None:
+            self.audit_scheduler.stop()
         if self.sweeper is not None:
             self.sweeper.stop()
         if self.leases is not None:
@@ -62,13 +68,14 @@ def create_app(config: Mapping[str, Any] | DirectoryConfig, *, clock: Callable[[
     app.extensions["p2p"].start() to run the lease writer and the sweeper.
     """
     from . import auth
+    from .audits import Auditing, AuditScheduler
     from .bodies import LIMITS_KEY, BodyLimits, BoundedRequest
     from .clocks import ClockWatch
     from .keys import load_signer
     from .liveness import LeaseRenewals, Liveness, Sweeper
     from .replication import Planner
     from .store import Store
-    from .views import dashboard, docs, files, meta, peers, replication, session
+    from .views import claims, dashboard, docs, files, meta, peers, replication, session, trust
     from .views.api import DirectoryOpenAPI
     from .views.problems import register_error_handlers
 
@@ -81,17 +88,21 @@ def create_app(config: Mapping[str, Any] | DirectoryConfig, *, clock: Callable[[
     store = Store(cfg.database_url)
     store.create_schema()
     liveness = Liveness(cfg, clock=clock)
-    ctx = DirectoryContext(cfg, store, liveness, Planner(cfg, store, liveness),
+    signer = load_signer(cfg, store)
+    ctx = DirectoryContext(cfg, store, liveness, Planner(cfg, store, liveness, signer=signer),
                            leases=LeaseRenewals(liveness, store, cfg.lease_flush_s),
                            clock_watch=ClockWatch(store, cfg.process_beat_s, clock=clock),
-                           signer=load_signer(cfg, store))
+                           signer=signer)
     if cfg.sweep:
         ctx.sweeper = Sweeper(liveness, store, cfg.sweep_every_s, name=ctx.clock_watch.name)
+    ctx.auditing = Auditing(cfg, store, liveness, ctx.signer)
+    if ctx.auditing.enabled:
+        ctx.audit_scheduler = AuditScheduler(ctx.auditing, name=ctx.clock_watch.name)
     app.extensions["p2p"] = ctx
 
     register_error_handlers(app)
     app.before_request(auth.enforce)
-    for module in (session, peers, files, replication, meta):
+    for module in (session, peers, files, replication, meta, trust, claims):
         app.register_api(module.bp, url_prefix=API_PREFIX)
     app.register_blueprint(docs.bp, url_prefix=API_PREFIX)
     app.register_blueprint(dashboard.bp)  # at the root: the page people open

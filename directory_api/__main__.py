@@ -1,4 +1,4 @@
-"""Command line: `python -m directory_api [options]` serves; `python -m directory_api init-db` creates the schema."""
+"""Command line: `python -m directory_api [options]` serves; `init-db` creates the schema; `forget-peer ID` releases a peer_id."""
 from __future__ import annotations
 
 import logging
@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from .config import SETTINGS, SETTINGS_BY_FIELD, DirectoryConfig, load_config
+from .config import SETTINGS, SETTINGS_BY_FIELD, DirectoryConfig, load_config, parse_switch
 from .errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -22,8 +22,10 @@ def setting_options(fields):
     def decorate(f):
         for name in reversed(fields):
             setting = SETTINGS_BY_FIELD[name]
+            # A switch given alone (--open-downloads) means on; --open-downloads off still works.
+            bare = {"is_flag": False, "flag_value": "on"} if setting.parse is parse_switch else {}
             f = click.option(setting.flag, setting.field, default=None, metavar=setting.metavar,
-                             help=setting.help_text)(f)
+                             help=setting.help_text, **bare)(f)
         return f
 
     return decorate
@@ -56,6 +58,28 @@ def init_db(**flags):
     finally:
         store.dispose()
     click.echo("schema ready")
+
+
+@cli.command("forget-peer")
+@setting_options(("database_url",))
+@click.argument("peer_id")
+def forget_peer(peer_id, **flags):
+    """Release PEER_ID: delete its secret, sessions and index, so that anyone may register it again.
+
+    Sweeps never do this: a registered peer_id keeps its secret however long it stays away.
+    """
+    from .store import Store
+
+    config = load_config(flags, os.environ, fields=("database_url",))
+    store = Store(config.database_url)
+    try:
+        store.create_schema()
+        if not store.forget_peer(peer_id):
+            raise click.ClickException(f"no peer {peer_id!r} is registered in this database")
+    finally:
+        store.dispose()
+    log.info("forgot peer %s", peer_id)
+    click.echo(f"forgot peer {peer_id}: its peer_id is free to register again")
 
 
 def serve(config: DirectoryConfig, dev: bool = False) -> int:

@@ -44,9 +44,12 @@ def bearer_token() -> str:
 BEARER = "bearer"  # a bearer token must be sent; the view checks it itself (the heartbeat's one statement)
 PEER = "peer"  # a live peer's token: g.peer_id
 OWNER = "owner"  # PEER, and the path's peer_id must be the caller (403 otherwise)
-# any session of the caller's peer_id (tickets, reports); until client sessions exist, the same as PEER
+# any session of the caller's peer_id, a live peer's or a client session (tickets, reports): g.peer_id,
+# and g.client says which
 CLIENT = "client"
 _MODE_ATTR = "p2p_auth"
+CLIENT_SESSION_REFUSED = ("a client session (a login without grpc_address) may not do this: "
+                          "log in with grpc_address as a running peer")
 
 
 def mark(view, mode: str) -> None:
@@ -56,19 +59,47 @@ def mark(view, mode: str) -> None:
     setattr(view, _MODE_ATTR, mode)
 
 
+_ANONYMOUS_ATTR = "p2p_anonymous_when"
+
+
+def anonymous_when(setting: str):
+    """Decorator (below operation): with the boolean config field `setting` on, a request without an
+    Authorization header passes as anonymous (g.peer_id None); the view decides what it may have."""
+
+    def decorate(view):
+        setattr(view, _ANONYMOUS_ATTR, setting)
+        return view
+
+    return decorate
+
+
 def enforce() -> None:
     """before_request: authenticate the request as its endpoint's auth mode says (nothing if unmarked)."""
     view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
     mode = getattr(view, _MODE_ATTR, None)
     if mode is None:
         return
+    open_when = getattr(view, _ANONYMOUS_ATTR, None)
+    if open_when and "Authorization" not in request.headers \
+            and getattr(current_app.extensions["p2p"].config, open_when, False):
+        g.peer_id, g.client = None, True
+        return
     token = bearer_token()
     if mode == BEARER:
         return
     ctx = current_app.extensions["p2p"]
-    peer_id = ctx.store.authenticate(token_hash(token), ctx.liveness.live_since())
+    hashed = token_hash(token)
+    now = ctx.liveness.now()
+    peer_id = ctx.store.authenticate(hashed, ctx.liveness.live_since(now))
+    g.client = False
     if peer_id is None:
-        raise Unauthorized("unknown or expired token: log in again")
+        # Asked only when the peer sessions do not know the token: a peer's calls pay nothing for it.
+        client_of = ctx.store.authenticate_client(hashed, now)
+        if client_of is None:
+            raise Unauthorized("unknown or expired token: log in again")
+        if mode != CLIENT:
+            raise Unauthorized(CLIENT_SESSION_REFUSED)
+        peer_id, g.client = client_of, True
     g.peer_id = peer_id
     if mode == OWNER:
         require_owner((request.view_args or {}).get("peer_id", ""))

@@ -65,6 +65,26 @@ class DirectoryConfig:
     # The PEM file of the Ed25519 key transfer tickets are signed with (created when missing);
     # None: beside the SQLite file, or kept in the PostgreSQL database (see keys.py).
     ticket_key_file: str | None = None
+    # issue 12: seconds a client session (a login without grpc_address) lasts.
+    client_session_s: float = 3600.0
+    # issue 12: download tickets for anyone who asks (a public network); uploads always need a session.
+    open_downloads: bool = False
+    # issue 12: failed logins a minute past which a login is refused (429), per peer_id and per
+    # client address, across every process of the database (logins.py); 0: no limit.
+    login_failures_per_minute: int = 5
+    login_failures_per_address: int = 20
+    # issue 12: HTTPS with this certificate (PEM, chain allowed) and its private key; None: plain HTTP.
+    certfile: str | None = None
+    keyfile: str | None = None
+    # issue 12: the CA that signed the peers' gRPC certificates: the health probe then dials over TLS
+    # (with peer_cert/peer_key as its client certificate, for peers that ask for one).
+    peer_ca: str | None = None
+    peer_cert: str | None = None
+    peer_key: str | None = None
+    # Audits of unproven claims (audits.py): how many the network hands out a minute (0: none),
+    # and the least seconds between two audits of one claim.
+    audits_per_minute: int = 60
+    audit_interval_s: float = 3600.0
 
     def __post_init__(self):
         if not isinstance(self.host, str) or not self.host.strip():
@@ -86,6 +106,24 @@ class DirectoryConfig:
         _positive("header_timeout_s", self.header_timeout_s)
         if not isinstance(self.metrics, bool):
             raise ConfigError(f"metrics: must be true or false, got {self.metrics!r}")
+        _positive("client_session_s", self.client_session_s)
+        if not isinstance(self.open_downloads, bool):
+            raise ConfigError(f"open_downloads: must be true or false, got {self.open_downloads!r}")
+        if (self.certfile is None) != (self.keyfile is None):
+            raise ConfigError("certfile and keyfile go together: give both for HTTPS, or neither")
+        if (self.peer_cert is None) != (self.peer_key is None):
+            raise ConfigError("peer_cert and peer_key go together: give both for mutual TLS, or neither")
+        if self.peer_cert is not None and self.peer_ca is None:
+            raise ConfigError("peer_cert needs peer_ca: a client certificate is only sent over TLS")
+        for name in ("login_failures_per_minute", "login_failures_per_address"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ConfigError(f"{name}: must be an integer >= 0, got {value!r}")
+        if isinstance(self.audits_per_minute, bool) or not isinstance(self.audits_per_minute, int) \
+                or not 0 <= self.audits_per_minute <= 60_000:
+            raise ConfigError(f"audits_per_minute: must be an integer between 0 and 60000, "
+                              f"got {self.audits_per_minute!r}")
+        _positive("audit_interval_s", self.audit_interval_s)
         for name in ("max_pending_per_peer", "max_plans_per_heartbeat", "max_body_bytes", "max_files_per_call",
                      "workers", "threads"):
             value = getattr(self, name)
@@ -182,6 +220,14 @@ def parse_count(raw: str) -> int:
     return value
 
 
+def parse_rate(raw: str) -> int:
+    """A count a minute, 0..60000 (0 = off)."""
+    value = _int(raw)
+    if not 0 <= value <= 60_000:
+        raise ValueError(f"must be an integer between 0 and 60000, got {value}")
+    return value
+
+
 def parse_switch(raw: str) -> bool:
     """on/off (also true/false, yes/no, 1/0)."""
     value = raw.strip().lower()
@@ -190,6 +236,14 @@ def parse_switch(raw: str) -> bool:
     if value in ("0", "false", "no", "off"):
         return False
     raise ValueError(f"must be on or off, got {raw!r}")
+
+
+def parse_limit(raw: str) -> int:
+    """A limit: an integer >= 0 (0 = no limit)."""
+    value = _int(raw)
+    if value < 0:
+        raise ValueError(f"must be an integer >= 0, got {value}")
+    return value
 
 
 def _int(raw: str) -> int:
@@ -250,6 +304,30 @@ SETTINGS: tuple[Setting, ...] = (
             "of a network the same one", default_help="beside the SQLite file, or in the PostgreSQL database"),
     Setting("metrics", "--metrics", "DIRECTORY_METRICS", parse_switch, "on|off",
             "serve GET /metrics and count requests", default_help="on"),
+    Setting("client_session_s", "--client-session", "DIRECTORY_CLIENT_SESSION_S", parse_seconds, "SECONDS",
+            "seconds a client session (a login without grpc_address) lasts"),
+    Setting("open_downloads", "--open-downloads", "DIRECTORY_OPEN_DOWNLOADS", parse_switch, "on|off",
+            "give download tickets without a session (a public network; uploads always need one)",
+            default_help="off"),
+    Setting("login_failures_per_minute", "--login-failures-per-minute", "DIRECTORY_LOGIN_FAILURES_PER_MINUTE",
+            parse_limit, "N", "failed logins a minute of one peer_id before 429 (0 = no limit)"),
+    Setting("login_failures_per_address", "--login-failures-per-address",
+            "DIRECTORY_LOGIN_FAILURES_PER_ADDRESS", parse_limit, "N",
+            "failed logins a minute from one client address before 429 (0 = no limit)"),
+    Setting("certfile", "--certfile", "DIRECTORY_CERTFILE", parse_path, "PEM",
+            "serve HTTPS with this certificate (with --keyfile)", default_help="none: plain HTTP"),
+    Setting("keyfile", "--keyfile", "DIRECTORY_KEYFILE", parse_path, "PEM",
+            "the private key of --certfile", default_help="none"),
+    Setting("peer_ca", "--peer-ca", "DIRECTORY_PEER_CA", parse_path, "PEM",
+            "CA of the peers' gRPC certificates: the health probe dials peers over TLS", default_help="plaintext"),
+    Setting("peer_cert", "--peer-cert", "DIRECTORY_PEER_CERT", parse_path, "PEM",
+            "client certificate the probe shows peers that ask for one (with --peer-key)", default_help="none"),
+    Setting("peer_key", "--peer-key", "DIRECTORY_PEER_KEY", parse_path, "PEM",
+            "the private key of --peer-cert", default_help="none"),
+    Setting("audits_per_minute", "--audits-per-minute", "DIRECTORY_AUDITS_PER_MINUTE", parse_rate, "N",
+            "audits of unproven file claims handed out a minute across the network (0 = none)"),
+    Setting("audit_interval_s", "--audit-interval", "DIRECTORY_AUDIT_INTERVAL_S", parse_seconds, "SECONDS",
+            "least seconds between two audits of one unproven claim"),
 )
 SETTINGS_BY_FIELD = {s.field: s for s in SETTINGS}
 

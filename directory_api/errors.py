@@ -9,6 +9,7 @@ DirectoryError
     ├── BadRequest
     │   └── ValidationError
     ├── Unauthorized, Forbidden, NotFound, Conflict, PayloadTooLarge
+    ├── Unprocessable      a rule across fields (422), TooManyAttempts (429, Retry-After)
     └── ServiceUnavailable
 
 The handlers that render them live with the views (views/problems.py).
@@ -120,3 +121,23 @@ class ServiceUnavailable(ApiError):
     """The store cannot be reached or cannot do it now."""
 
     status, title, slug = 503, "Service Unavailable", "unavailable"
+
+
+class Unprocessable(ApiError):
+    """Every field is valid alone, but together they break a rule; `field` names the one at fault."""
+
+    status, title, slug = 422, "Unprocessable Content", "unprocessable"
+
+    def __init__(self, field: str, detail: str):
+        super().__init__(f"{field}: {detail}", field=field)
+        self.field = field
+
+
+class TooManyAttempts(ApiError):
+    """Too many failed attempts of this kind lately; `retry_after` is the seconds to wait."""
+
+    status, title, slug = 429, "Too Many Requests", "too-many-attempts"
+
+    def __init__(self, detail: str, retry_after: int):
+        super().__init__(detail, retry_after=retry_after)
+        self.retry_after = retry_after

@@ -9,10 +9,30 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from .config import DirectoryConfig
+from .errors import ConfigError
 from .store import PeerSession, Store
 from .store.removals import UNREACHABLE
 
 log = logging.getLogger(__name__)
+
+
+def probe_credentials(config: DirectoryConfig):
+    """The TLS credentials the probe dials peers with (config.peer_ca, peer_cert/key), or None for plaintext."""
+    if getattr(config, "peer_ca", None) is None:
+        return None
+
+    def read(path: str, what: str) -> bytes:
+        try:
+            with open(path, "rb") as f:
+                return f.read()
+        except OSError as exc:
+            raise ConfigError(f"{what} {path}: cannot read it: {exc.strerror or exc}") from None
+
+    chain = key = None
+    if config.peer_cert is not None:
+        chain, key = read(config.peer_cert, "--peer-cert"), read(config.peer_key, "--peer-key")
+    return grpc.ssl_channel_credentials(root_certificates=read(config.peer_ca, "--peer-ca"), private_key=key,
+                                        certificate_chain=chain)
 
 
 class Liveness:
@@ -24,6 +44,7 @@ class Liveness:
         self.probe_timeout_s = config.probe_timeout_s
         self.dead_after_s = config.dead_after_leases * config.lease_s
         self.clock = clock
+        self.credentials = probe_credentials(config)
 
     def now(self) -> float:
         """The current time in seconds since the epoch (all processes must share a clock)."""
@@ -44,7 +65,9 @@ class Liveness:
     def probe(self, address: str) -> bool:
         """True if address answers grpc.health.v1 Health/Check with SERVING within the deadline."""
         try:
-            with grpc.insecure_channel(address) as channel:
+            channel = (grpc.secure_channel(address, self.credentials) if self.credentials is not None
+                       else grpc.insecure_channel(address))
+            with channel:
                 reply = health_pb2_grpc.HealthStub(channel).Check(
                     health_pb2.HealthCheckRequest(service=""), timeout=self.probe_timeout_s
                 )
@@ -77,17 +100,21 @@ class Liveness:
         return "removed"
 
     def sweep(self, store: Store) -> tuple[int, int]:
-        """Delete long-dead peers, pending copies past their deadline or between peers that are
-        no longer live, and the rows of directory processes long silent; returns (peers,
-        copies) deleted."""
+        """Forget long-dead peers' sessions and indexes (never their peer_id and secret), pending
+        copies past their deadline or between peers that are no longer live, expired client
+        sessions and the rows of directory processes long silent; returns (peers reaped, copies
+        deleted)."""
         now = self.now()
         copies = store.drop_expired_copies(now, self.live_since(now))
         # Before the delete: a peer whose lease lapsed since the last sweep is still there to see.
         store.record_lapsed(self.live_since(now), self.lease_s, now - self.lease_s - self.dead_after_s)
-        dead = store.delete_dead_peers(now - self.lease_s - self.dead_after_s)
+        # Their sessions and indexes go; their peer_id and secret stay (forget-peer releases one).
+        dead = store.reap_dead_peers(now - self.lease_s - self.dead_after_s)
         store.forget_silent_processes(now - self.lease_s - self.dead_after_s)
+        store.drop_expired_client_sessions(now)
+        store.drop_old_login_failures(now - 60.0)  # the limiter's window (logins.WINDOW_S)
         if copies or dead:
-            log.info("sweep removed %s dead peer(s) and %s expired copy plan(s)", dead, copies)
+            log.info("sweep reaped %s long-dead peer(s) and removed %s expired copy plan(s)", dead, copies)
         return dead, copies
 
 

@@ -25,6 +25,11 @@ No SQL here: the planner asks the store. Rules:
   planning round of that file (the coordinated sweep drops the rest), without waiting for its
   deadline: it can no longer complete, so the file is planned again
   on another live peer. A peer that logs in again (a new process) loses its copies likewise.
+- Copies are counted by one rule (``store.claims``): proven live holders count one each,
+  unproven ones one together, refuted ones not at all (nor are they sources). A copy handed to a
+  holder that passes its deadline unconfirmed is remembered (``p2p_failed_pushes``): for
+  ``FAILED_PUSH_MEMORY_S`` that holder is passed over as the source of that file while another
+  live holder can send it, so a claimed holder without the bytes cannot stall its replication.
 - The (sha256, to_peer_id) key is unique in the store; an insert that conflicts means another
   request or directory process planned it already, and counts as planned.
 - Deleting a file (DELETE /peers/{me}/files/{sha256}, or a PUT of the whole index without it
@@ -51,6 +56,7 @@ from sqlalchemy.engine import Connection
 from .config import DirectoryConfig
 from .liveness import Liveness
 from .store import PeerSession, Store
+from .store.copies import FAILED_PUSH_MEMORY_S
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +76,9 @@ def rank_backups(sha256: str, candidates: list[dict]) -> list[dict]:
 class Planner:
     """Plans copies for one holder at a time, inside the caller's transaction."""
 
-    def __init__(self, config: DirectoryConfig, store: Store, liveness: Liveness):
-        """Bind the target R, limits and deadline."""
+    def __init__(self, config: DirectoryConfig, store: Store, liveness: Liveness, signer=None):
+        """Bind the target R, limits and deadline; signer (keys.TicketSigner) signs each order's upload ticket."""
+        self.signer = signer
         self.target = config.replication
         self.max_pending = config.max_pending_per_peer
         self.max_plans = config.max_plans_per_heartbeat
@@ -105,6 +112,11 @@ class Planner:
             # Copies of it that can no longer complete no longer count (see
             # under_replicated_for_holder): drop them, so their backup may be chosen again.
             self.store.drop_stale_copies_of(item["sha256"], now, live_since, conn=conn)
+            # A push of it handed to this holder failed lately: another holder sends it instead.
+            if self.store.passed_over_as_source(item["sha256"], peer_id, now - FAILED_PUSH_MEMORY_S, live_since,
+                                                conn=conn):
+                log.debug("%s failed to push %s lately: left to another holder", peer_id, item["sha256"][:12])
+                continue
             candidates = self.store.backup_candidates(item["sha256"], item["size"], live_since, now,
                                                       self.max_pending, sample=BACKUP_SAMPLE,
                                                       need=item["need"], conn=conn)
@@ -131,17 +143,31 @@ class Planner:
                 # landed there): then only hand out what is ready.
                 if self.store.claim_planning(session.peer_id, now, self.interval_s, conn=conn):
                     self.plan_for_holder(session.peer_id, now, conn=conn)
-                return self.store.take_handouts(session.peer_id, now, conn=conn)
+                return self.with_tickets(session.peer_id, self.store.take_handouts(session.peer_id, now, conn=conn),
+                                         now)
         # Most heartbeats find no work, which the renewal itself reported: nothing more to ask.
         if not session.has_handouts:
             return []
-        return self.store.take_handouts(session.peer_id, now)
+        return self.with_tickets(session.peer_id, self.store.take_handouts(session.peer_id, now), now)
 
-    def file_state(self, live_holders: int, pending: list[dict], withdrawn: bool = False) -> dict:
-        """The replication block of GET /files/{sha256}."""
-        return {"target": self.target, "live_holders": live_holders, "pending": pending, "withdrawn": withdrawn}
+    def with_tickets(self, peer_id: str, orders: list[dict], now: float) -> list[dict]:
+        """The orders, each with the upload ticket its backup checks (sub: the sender, aud: the backup)."""
+        if self.signer is not None:
+            for order in orders:
+                order["ticket"], _ = self.signer.issue(peer_id, order["sha256"], "upload", now,
+                                                       aud=order["to_peer_id"], size=order["size"])
+        return orders
+
+    def file_state(self, live_holders: int, pending: list[dict], withdrawn: bool = False,
+                   proofs: dict | None = None) -> dict:
+        """The replication block of GET /files/{sha256}; proofs: its live holders {proven, unproven, refuted}."""
+        return {"target": self.target, "live_holders": live_holders, "pending": pending, "withdrawn": withdrawn,
+                **(proofs or {})}
 
     def summary(self) -> dict:
-        """Network-wide counts for GET /replication."""
+        """Network-wide counts for GET /replication (copies counted by store.claims' rule), and claims by proof."""
         now = self.liveness.now()
-        return self.store.replication_counts(self.target, self.liveness.live_since(now), now, self.max_pending)
+        live_since = self.liveness.live_since(now)
+        counts = self.store.replication_counts(self.target, live_since, now, self.max_pending)
+        claims = self.store.claim_counts(live_since)
+        return {**counts, **{f"{state}_claims": n for state, n in claims.items()}}

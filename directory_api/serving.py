@@ -52,14 +52,30 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def ready_line(host: str, port: int) -> str:
-    """What tests and scripts wait for: `directory listening on http://HOST:PORT`."""
+def ready_line(host: str, port: int, tls: bool = False) -> str:
+    """What tests and scripts wait for: `directory listening on http://HOST:PORT` (https:// with TLS)."""
     shown = f"[{host}]" if ":" in host else host
-    return f"directory listening on http://{shown}:{port}"
+    return f"directory listening on {'https' if tls else 'http'}://{shown}:{port}"
 
 
-def _say_ready(host: str, port: int) -> None:
-    print(ready_line(host, port), flush=True)
+def _say_ready(host: str, port: int, tls: bool = False) -> None:
+    print(ready_line(host, port, tls), flush=True)
+
+
+def check_tls(config: DirectoryConfig) -> None:
+    """ConfigError, in one line, unless config's certificate and key load together (nothing without TLS)."""
+    if config.certfile is None:
+        return
+    import ssl
+
+    from .errors import ConfigError
+
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(config.certfile, config.keyfile)
+    except (OSError, ssl.SSLError) as exc:
+        reason = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or str(exc)
+        raise ConfigError(f"--certfile {config.certfile} / --keyfile {config.keyfile}: cannot load them: {reason}") \
+            from None
 
 
 # -- production: gunicorn ------------------------------------------------------------------
@@ -104,6 +120,7 @@ def serve_production(config: DirectoryConfig, sock: socket.socket) -> int:
             os.environ[MULTIPROC_ENV] = metrics_dir  # before anything imports prometheus_client
         else:
             os.environ.pop(MULTIPROC_ENV, None)
+        check_tls(config)  # a bad certificate is one line too, not a failure in every worker
         _create_schema(config)  # a database that cannot be reached is one line, before any fork
         server = DirectoryServer(config, sock, runtime, metrics_dir)
         try:
@@ -172,6 +189,9 @@ class DirectoryServer(BaseApplication):
             "worker_exit": self.worker_exit,
             "child_exit": self.child_exit,
         }
+        if self.config.certfile:
+            # HeadFirstWorker does the handshake in its event loop with gunicorn's TLS context.
+            settings.update(certfile=self.config.certfile, keyfile=self.config.keyfile)
         for key, value in settings.items():
             self.cfg.set(key, value)
 
@@ -199,7 +219,7 @@ class DirectoryServer(BaseApplication):
             os.close(os.open(os.path.join(self.runtime, READY_MARK), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
         except FileExistsError:
             return
-        _say_ready(self.host, self.port)
+        _say_ready(self.host, self.port, tls=bool(self.config.certfile))
 
     def worker_exit(self, server, worker):
         """In a worker that stops: write its pending lease renewals and close its database pool."""
@@ -243,7 +263,14 @@ def serve_dev(config: DirectoryConfig, sock: socket.socket) -> int:
         raise
     context = app.extensions["p2p"].start()
     port = sock.getsockname()[1]
-    server = make_server(config.host, port, app, threaded=True, fd=sock.fileno())
+    try:
+        check_tls(config)
+    except BaseException:
+        sock.close()
+        context.close()
+        raise
+    tls = (config.certfile, config.keyfile) if config.certfile else None
+    server = make_server(config.host, port, app, threaded=True, fd=sock.fileno(), ssl_context=tls)
 
     def _on_signal(signum, _frame):
         # Ignore repeats so a second signal cannot interrupt the cleanup below.
@@ -256,7 +283,7 @@ def serve_dev(config: DirectoryConfig, sock: socket.socket) -> int:
     try:
         # Inside the try: a signal may arrive as soon as the ready line is out.
         log.warning("serving with werkzeug's development server (--dev): not for production")
-        _say_ready(config.host, port)
+        _say_ready(config.host, port, tls=tls is not None)
         server.serve_forever()
     except _Stop:
         log.info("stopping")

@@ -12,6 +12,10 @@ a thread only while it keeps sending.
 
 Threads stay at the pool size whatever clients do; connections stay at worker_connections per
 worker (past that the worker stops accepting, and the kernel's backlog holds the rest).
+
+Over HTTPS (``--certfile``/``--keyfile``) the event loop does the TLS handshake too, without
+blocking, before it reads the head: a client that starts a handshake and stops holds no
+thread either, and the head deadline covers the handshake.
 """
 from __future__ import annotations
 
@@ -19,10 +23,13 @@ import collections
 import errno
 import selectors
 import socket
+import ssl
 import struct
 import time
 from functools import partial
 
+from gunicorn import http
+from gunicorn import sock as gunicorn_sock
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
 # Past this many bytes without the end of the head, a thread takes over and gunicorn's parser
@@ -60,6 +67,15 @@ class LingeringConn(TConn):
         super().__init__(*args)
         self.worker = worker
 
+    def init(self):
+        """gthread's init, except that a connection whose TLS the worker set up is not wrapped again."""
+        if getattr(self, "p2p_tls", False) and self.parser is None:
+            self.initialized = True
+            self.sock.setblocking(True)
+            self.parser = http.get_parser(self.cfg, self.sock, self.client)
+            return
+        super().init()
+
     def close(self, graceful=False):
         """Close now, or (graceful) half-close and let the worker drain and close it."""
         if graceful and self.worker.alive:
@@ -92,11 +108,23 @@ class HeadFirstWorker(ThreadWorker):
         self.nr_conns += 1
         try:
             bound_blocking_io(client, self.header_timeout_s)
-        except OSError:
+            if self.cfg.is_ssl:
+                # The handshake happens in the event loop (_read_head), never in a pool thread.
+                client = self._tls().wrap_socket(client, server_side=True, do_handshake_on_connect=False,
+                                                 suppress_ragged_eofs=self.cfg.suppress_ragged_eofs)
+        except (OSError, ssl.SSLError):
             self.nr_conns -= 1
             client.close()
             return
-        self._await_head(LingeringConn(self, self.cfg, client, address, listener.getsockname()))
+        conn = LingeringConn(self, self.cfg, client, address, listener.getsockname())
+        conn.p2p_tls = conn.p2p_handshake = self.cfg.is_ssl
+        self._await_head(conn)
+
+    def _tls(self) -> ssl.SSLContext:
+        """gunicorn's server-side TLS context of this worker's settings, built once."""
+        if getattr(self, "_tls_context", None) is None:
+            self._tls_context = gunicorn_sock.ssl_context(self.cfg)
+        return self._tls_context
 
     def on_client_socket_readable(self, conn, client):
         """A kept-alive connection starts its next request: read that head without a thread too."""
@@ -128,9 +156,22 @@ class HeadFirstWorker(ThreadWorker):
 
     def _read_head(self, conn) -> bool:
         """Read what has arrived; True when the connection left the head stage (handed on or dropped)."""
+        if getattr(conn, "p2p_handshake", False):
+            try:
+                conn.sock.do_handshake()
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError, InterruptedError):
+                return False
+            except (ssl.SSLError, OSError) as exc:  # plaintext on the TLS port, a bad certificate, a reset
+                self.log.debug("TLS handshake failed: %s", exc)
+                self._drop(conn)
+                return True
+            conn.p2p_handshake = False
         try:
             data = conn.sock.recv(MAX_HEAD_BYTES)
-        except (BlockingIOError, InterruptedError):
+            # A TLS record already decrypted does not make the socket readable again: take it now.
+            while getattr(conn, "p2p_tls", False) and conn.sock.pending() and len(data) < MAX_HEAD_BYTES:
+                data += conn.sock.recv(MAX_HEAD_BYTES - len(data))
+        except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
             return False
         except OSError:
             data = b""

@@ -19,6 +19,7 @@ from peer_node.folder import check_name
 from peer_node.hashing import hash_file, is_sha256
 from peer_node.progress import Progress, human_size
 from peer_node.swarm_state import CancelToken
+from peer_node.tls import use as use_tls
 from peer_node.transfer import destination, download, find_file
 from protos.rules import SHA256_RULE
 
@@ -45,6 +46,15 @@ def _user_errors(fn):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
+    return wrapper
+
+
+def _dials_peers(fn):
+    """The command dials peers: [tls] of its --config (else P2P_CONFIG, ./peerConfig.ini) and P2P_TLS_*."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        _user_errors(lambda: use_tls(load_config(kwargs.get("config_path"))))()
+        return fn(*args, **kwargs)
     return wrapper
 
 
@@ -81,6 +91,7 @@ def _serve_metrics(cfg, node):
 
 def _client_config(config_path, directory, **flags):
     cfg = load_config(config_path, {"directory": directory, **flags})
+    use_tls(cfg)
     if not cfg.directory:
         raise ConfigError(cfg.source if cfg.source != "defaults" else "(no config file)",
                           "[directory] url", "missing (use --directory, P2P_DIRECTORY or the config)")
@@ -122,8 +133,12 @@ def main(ctx, verbose):
 def serve(ctx, config_path, **flags):
     """Run a peer: share the folder over gRPC and keep it registered at the directory."""
     cfg = load_config(config_path, flags, required=SERVE_REQUIRED)
+    use_tls(cfg)  # replication pushes dial other peers with [tls] ca
     if ctx.obj["log_level"] > logging.INFO:
         _setup_logging(logging.INFO)  # a server logs its state changes by default
+    if cfg.tls_cert and not cfg.tls_ca:
+        log.warning("serving TLS, but without [tls] ca this peer dials others in plaintext: "
+                    "its replicas cannot reach TLS peers")
     stopping = threading.Event()
 
     def on_signal(signum, frame):
@@ -152,6 +167,30 @@ def serve(ctx, config_path, **flags):
     if node.fatal is not None:
         raise P2PError(f"login refused: {node.fatal}; check peer_id and secret")
     log.info("stopped")
+
+
+@main.command()
+@click.argument("folder", metavar="DIR", type=click.Path(file_okay=False))
+@click.option("--peers", "count", type=click.IntRange(0, 1000), default=3, show_default=True,
+              help="Peer certificates to make: peer1..peerN.")
+@click.option("--host", "hosts", multiple=True, metavar="NAME|IP",
+              help="Another host name or address the certificates are valid for (repeatable); "
+                   "127.0.0.1, ::1 and localhost always are.")
+@click.option("--days", type=click.IntRange(1, 3650), default=365, show_default=True, help="Validity.")
+@_user_errors
+def certs(folder, count, hosts, days):
+    """Make a local CA and TLS certificates for a directory and N peers in DIR (a test network)."""
+    from peer_node import certs as local_ca  # cryptography: only this command pays for it
+
+    try:
+        issued = local_ca.write_network(folder, [f"peer{n}" for n in range(1, count + 1)],
+                                        hosts=(*local_ca.DEFAULT_HOSTS, *hosts), days=days)
+    except OSError as exc:
+        raise P2PError(f"cannot write certificates to {folder}: {exc.strerror or exc}") from None
+    for item in issued:
+        click.echo(f"{item.name:<12} {item.cert}  {item.key}")
+    click.echo(f"peers: [tls] cert/key = DIR/peerN.pem, DIR/peerN-key.pem and ca = {issued[0].cert}; "
+               f"directory: --certfile {issued[1].cert} --keyfile {issued[1].key}")
 
 
 @main.command()
@@ -333,6 +372,7 @@ class _SessionReporter:
 
 
 @main.command()
+@_dials_peers
 @click.argument("address", metavar="HOST:PORT")
 @click.option("--prefix", default="", help="Only names starting with this.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -351,6 +391,7 @@ def ls(address, prefix, as_json):
 
 
 @main.command()
+@_dials_peers
 @click.argument("path", metavar="FILE", type=click.Path(exists=True, dir_okay=False))
 @click.argument("address", metavar="HOST:PORT")
 @click.option("--name", help="Name to store it under (default: the file's name).")

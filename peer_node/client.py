@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import grpc
 
+from peer_node import tls
 from peer_node.config import MAX_MESSAGE_BYTES
 from peer_node.errors import (AlreadyExists, Busy, ChecksumMismatch, InvalidRequest, NotFound,
                               OutOfRange, PeerUnavailable, RemoteError, TicketRefused, TicketRequired,
@@ -51,9 +52,13 @@ class RemoteFile:
 
 
 def translate(exc, address, name=""):
-    """The P2PError for a grpc.RpcError raised by a call to address."""
+    """The P2PError for a grpc.RpcError raised by a call to address (dialed as tls.dialing() says)."""
     code = exc.code() if hasattr(exc, "code") else None
     detail = (exc.details() if hasattr(exc, "details") else None) or str(code)
+    if code is grpc.StatusCode.UNAVAILABLE:
+        mismatch = tls.explain(address, tls.dialing(), detail)
+        if mismatch is not None:  # plaintext against TLS, another CA...: say so in one line
+            return mismatch
     if code in _UNAVAILABLE:
         return PeerUnavailable(address, detail)
     if code is grpc.StatusCode.UNKNOWN and "stream removed" in detail.lower():
@@ -133,7 +138,7 @@ class PeerClient:
         self.address = address
         self.timeout = timeout  # for unary calls; streams run as long as bytes keep coming
         self.ticket = ticket
-        self._channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
+        self._channel = tls.channel(address, tls.dialing(), CHANNEL_OPTIONS)  # TLS with [tls] ca (tls.use)
         self._stub = p2p_pb2_grpc.P2PServiceStub(self._channel)
         # Download answers are left as raw bytes and parsed by wire.decode_chunk (zero-copy)
         self._download_raw = self._channel.unary_stream(

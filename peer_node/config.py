@@ -90,6 +90,14 @@ _SETTINGS = {
     "folder": ("peer", "folder", parse_nonempty, None),
     "advertise": ("peer", "advertise", parse_nonempty, None),
     "directory": ("directory", "url", parse_urls, None),
+    # transport security (peer_node/tls.py): PEM files; relative paths are relative to the file
+    "tls_cert": ("tls", "cert", parse_nonempty, None),
+    "tls_key": ("tls", "key", parse_nonempty, None),
+    "tls_ca": ("tls", "ca", parse_nonempty, None),
+    "tls_client_cert": ("tls", "client_cert", parse_nonempty, None),
+    "tls_client_key": ("tls", "client_key", parse_nonempty, None),
+    "tls_require_client_cert": ("tls", "require_client_cert", parse_bool, False),
+    "directory_ca": ("directory", "ca", parse_nonempty, None),
     "chunk_size": ("transfer", "chunk_size", _ranged(parse_size, 1024, MAX_CHUNK_SIZE), MiB),
     "piece_size": ("transfer", "piece_size", _ranged(parse_size, MIN_PIECE_SIZE), DEFAULT_PIECE_SIZE),
     "parallel_sources": ("transfer", "parallel_sources", _ranged(int, 1, 16), 4),
@@ -109,6 +117,7 @@ _SETTINGS = {
     "require_tickets": ("transfer", "require_tickets", parse_bool, True),
 }
 SERVE_REQUIRED = ("peer_id", "secret", "folder", "directory")
+_PATHS = {"folder", "tls_cert", "tls_key", "tls_ca", "tls_client_cert", "tls_client_key", "directory_ca"}
 
 
 def env_name(field_name):
@@ -127,6 +136,13 @@ class PeerConfig:
     folder: str = None
     advertise: str = None
     directory: tuple = None
+    tls_cert: str = None
+    tls_key: str = None
+    tls_ca: str = None
+    tls_client_cert: str = None
+    tls_client_key: str = None
+    tls_require_client_cert: bool = False
+    directory_ca: str = None
     chunk_size: int = MiB
     piece_size: int = DEFAULT_PIECE_SIZE
     parallel_sources: int = 4
@@ -188,8 +204,8 @@ def load_config(path=None, flags=None, env=None, required=(), default_path=DEFAU
             values[name] = parse(raw)
         except (ValueError, TypeError) as exc:
             raise ConfigError(where, what, str(exc)) from None
-        if name == "folder" and where == source:
-            # a relative folder in the file means relative to the file, not to the cwd
+        if name in _PATHS and where == source:
+            # a relative path in the file means relative to the file, not to the cwd
             values[name] = os.path.join(os.path.dirname(os.path.abspath(source)), values[name])
     for name in required:
         if values.get(name) is None:

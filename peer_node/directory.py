@@ -6,6 +6,7 @@ next URL of the list is asked. A big index goes up in pages (publish_index).
 """
 import logging
 import secrets
+import ssl
 import threading
 from urllib.parse import quote
 
@@ -13,6 +14,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from peer_node import tls
 from peer_node.errors import DirectoryError, DirectoryUnavailable, NotFound, Unauthorized
 
 log = logging.getLogger(__name__)
@@ -57,7 +59,9 @@ def pages_of(files, max_entries=PAGE_ENTRIES, max_bytes=PAGE_BYTES):
 class DirectoryClient:
     """Calls one directory, moving to the next URL of the list when one does not answer."""
 
-    def __init__(self, urls, timeout=5.0, retry=None):
+    def __init__(self, urls, timeout=5.0, retry=None, verify=None):
+        """verify: the CA file an https:// directory must be signed by, True for the system store,
+        None for the process's [directory] ca (tls.use)."""
         if isinstance(urls, str):
             urls = [urls]
         self.urls = [u.rstrip("/") for u in urls]
@@ -65,6 +69,8 @@ class DirectoryClient:
         self.token = None
         self._current = 0
         self._session = requests.Session()  # keeps connections alive between heartbeats
+        # per request, not on the session: requests lets REQUESTS_CA_BUNDLE override a session's verify
+        self.verify = tls.directory_verify() if verify is None else verify
         adapter = HTTPAdapter(max_retries=retry if retry is not None else retry_policy())
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
@@ -96,7 +102,8 @@ class DirectoryClient:
                 base = self.urls[index]
                 try:
                     answer = self._session.request(method, base + API + path, json=json, params=params,
-                                                   headers=headers, timeout=timeout or self.timeout)
+                                                   headers=headers, timeout=timeout or self.timeout,
+                                                   verify=self.verify)
                 except (requests.ConnectionError, requests.Timeout, requests.exceptions.RetryError) as exc:
                     # Retry gave up on this URL (refused, timed out, or still 502/503/504): fail over.
                     last = exc
@@ -269,4 +276,11 @@ def _reason(exc):
         return ""
     while (exc.__cause__ or exc.__context__) is not None:
         exc = exc.__cause__ or exc.__context__
+    if isinstance(exc, ssl.SSLCertVerificationError) and "mismatch" in (exc.verify_message or ""):
+        return f"its TLS certificate is not for this host name or address: {exc.verify_message}"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return (f"its TLS certificate did not verify: {exc.verify_message}; set [directory] ca "
+                "(P2P_DIRECTORY_CA) to the CA that signed it")
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS failed: {exc.reason or exc} (an http:// directory given as https://?)"
     return type(exc).__name__

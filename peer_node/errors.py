@@ -115,6 +115,18 @@ class PeerUnavailable(P2PError):
         super().__init__(f"peer {address} unavailable" + (f": {detail}" if detail else ""))
 
 
+class TransportSecurityError(PeerUnavailable):
+    """A TLS mismatch with a peer: plaintext on one side, a certificate from another CA, a refused client certificate.
+
+    ours: the fix is in our own settings (we dialed plaintext, or lack a client certificate
+    the peer accepts), so no other peer of the network would answer us either.
+    """
+
+    def __init__(self, address, problem, ours=False):
+        self.address, self.detail, self.ours = address, problem, ours
+        P2PError.__init__(self, f"peer {address}: {problem}")
+
+
 class RemoteError(P2PError):
     """A peer answered with a status we have no better class for."""
 

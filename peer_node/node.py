@@ -13,6 +13,7 @@ from peer_node.errors import (AlreadyExists, DirectoryError, DirectoryUnavailabl
 from peer_node.folder import SharedFolder
 from peer_node.servicer import create_server, serve, stop
 from peer_node.service import PeerService, RateLimiter, ServiceLimits
+from peer_node.tls import server_credentials
 from peer_node.transfer import push
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,8 @@ class PeerNode:
         """Index the folder, start serving gRPC, then the directory and rescan threads."""
         changes = self.folder.scan()
         log.info("sharing %d file(s) from %s", len(changes.added), self.folder.root)
-        self.server, self.port = create_server(self.config.bind_address, self.service)
+        self.server, self.port = create_server(self.config.bind_address, self.service,
+                                               credentials=server_credentials(self.config))
         serve(self.server)
         self.address = session.advertised_address(self.config.host, self.port, self.config.advertise)
         for target, name in ((self._directory_loop, "directory"), (self._rescan_loop, "rescan")):

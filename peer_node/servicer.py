@@ -205,10 +205,11 @@ class _OpenStreamLimit(grpc.ServerInterceptor):
         return bounded
 
 
-def create_server(address, service, max_workers=None):
+def create_server(address, service, max_workers=None, credentials=None):
     """A gRPC server with P2PService, health and reflection bound to address; returns (server, port).
 
-    Port 0 picks a free port. Call serve(server) to start it.
+    Port 0 picks a free port. credentials: grpc server credentials (tls.server_credentials)
+    to serve TLS, None for plaintext. Call serve(server) to start it.
     """
     # a thread per transfer slot, one per Upload awaiting its header, and 8 that transfers never
     # take: health checks (the directory's probe) and ListFiles answer however busy the peer is
@@ -222,7 +223,8 @@ def create_server(address, service, max_workers=None):
         (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
          reflection.SERVICE_NAME), server)
     try:
-        port = server.add_insecure_port(address)
+        port = (server.add_secure_port(address, credentials) if credentials is not None
+                else server.add_insecure_port(address))
     except RuntimeError as exc:
         raise P2PError(f"cannot listen on {address}: {exc}") from None
     if not port:

@@ -314,6 +314,8 @@ class Swarm:
                 self._back_off(hs)
                 return None
             except PeerUnavailable as exc:
+                if getattr(exc, "ours", False):
+                    raise  # our own TLS settings (tls.explain): no holder can serve us, stop with its line
                 return self._drop(hs, "failed", exc.detail or str(exc), self.on_unreachable, (hs.holder, exc))
             except RemoteError as exc:
                 if exc.code == "PROTOCOL":

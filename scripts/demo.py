@@ -3,9 +3,13 @@
 Every step is checked; the demo exits 0 only when all of them worked, 1 with one line naming the
 failed step otherwise, and 130 when interrupted. Whatever happens, every process it started is
 stopped by its PID before it exits. Running it again resets the folders it owns under the demo
-root (peer1/, peer2/, peer1.ini, peer2.ini) and uses a fresh database.
+root (peer1/, peer2/, peer1.ini, peer2.ini, tls/) and uses a fresh database.
 
-    python scripts/demo.py [--root demo] [--big-mib 64]     (DEMO_BIG_MIB sets the default size)
+    python scripts/demo.py [--root demo] [--big-mib 64] [--tls]     (DEMO_BIG_MIB sets the default size)
+
+--tls (`make demo-tls`): `p2p certs` makes a local CA and certificates first; the peers serve
+gRPC over TLS, the clients and the directory's probe verify them against the CA, and a client
+without the CA is shown being refused.
 """
 import argparse
 import hashlib
@@ -223,8 +227,13 @@ def prepare_folders(root, big_mib):
     return shared
 
 
-def write_config(path, peer_id, folder, directory_url):
-    """A peerConfig.ini for one demo peer: free port, its own folder, quick rescans."""
+def write_config(path, peer_id, folder, directory_url, tls_dir=None):
+    """A peerConfig.ini for one demo peer: free port, its own folder, quick rescans (and TLS from tls_dir)."""
+    tls = "" if tls_dir is None else (
+        "\n[tls]\n"
+        f"cert = {tls_dir / (peer_id + '.pem')}\n"
+        f"key = {tls_dir / (peer_id + '-key.pem')}\n"
+        f"ca = {tls_dir / 'ca.pem'}\n")
     path.write_text(
         "# written by scripts/demo.py for this run; see peerConfig.ini at the top level for every key\n"
         "[peer]\n"
@@ -237,7 +246,7 @@ def write_config(path, peer_id, folder, directory_url):
         f"url = {directory_url}\n"
         "\n[transfer]\n"
         "accept_uploads = true\n"
-        "rescan_interval = 0.5\n"
+        "rescan_interval = 0.5\n" + tls
     )
 
 
@@ -277,7 +286,8 @@ def story(args, children, work):
     started = time.monotonic()
     root = Path(args.root).resolve()
     total = 7
-    say(f"P2P demo: one directory, two peers, and a {args.big_mib} MiB file moving between them")
+    say(f"P2P demo: one directory, two peers, and a {args.big_mib} MiB file moving between them"
+        + (" over TLS" if args.tls else ""))
 
     step(1, total, f"Preparing the shared folders under {shown(root)}/")
     try:
@@ -289,12 +299,22 @@ def story(args, children, work):
         say(f"  {folder}/: " + ", ".join(f"{p.relative_to(root / folder)} ({human(p.stat().st_size)})"
                                          for p in listing))
     big_size, big_sha = shared[BIG_NAME]
+    tls_dir = None
+    if args.tls:
+        tls_dir = root / "tls"
+        shutil.rmtree(tls_dir, ignore_errors=True)
+        p2p(children, child_env(), "certs", shown(tls_dir), "--peers", "2")
+        say("  a local CA (ca.pem) signed a certificate for the directory and for each peer")
 
     step(2, total, "Starting the directory (SQLite in a temporary folder, a free port)")
     database = f"sqlite:///{work}/directory.db"
     dir_argv = [sys.executable, "-m", "directory_api", "--host", "127.0.0.1", "--port", "0",
                 "--database", database, "--replication", "1"]
-    say(f"$ python -m directory_api --host 127.0.0.1 --port 0 --database {database} --replication 1")
+    shown_argv = f"--database {database} --replication 1"
+    if tls_dir is not None:  # the probe of a reported peer must speak TLS to the TLS peers
+        dir_argv += ["--peer-ca", str(tls_dir / "ca.pem")]
+        shown_argv += f" --peer-ca {shown(tls_dir / 'ca.pem')}"
+    say(f"$ python -m directory_api --host 127.0.0.1 --port 0 {shown_argv}")
     proc, match = children.start_server("directory", dir_argv, r"directory listening on (http://\S+)",
                                         child_env())
     url = match.group(1).rstrip("/")
@@ -307,7 +327,7 @@ def story(args, children, work):
     peers = {}
     for peer_id in ("peer1", "peer2"):
         config = root / f"{peer_id}.ini"
-        write_config(config, peer_id, root / peer_id, url)
+        write_config(config, peer_id, root / peer_id, url, tls_dir)
         say(f"$ p2p serve --config {shown(config)}")
         proc, match = children.start_server(
             peer_id, p2p_argv() + ["serve", "--config", str(config)],
@@ -321,6 +341,9 @@ def story(args, children, work):
     env = child_env(P2P_DIRECTORY=url)
     step(4, total, "Who is online?")
     say(f"$ export P2P_DIRECTORY={url}")
+    if tls_dir is not None:
+        env = child_env(P2P_DIRECTORY=url, P2P_TLS_CA=str(tls_dir / "ca.pem"))
+        say(f"$ export P2P_TLS_CA={shown(tls_dir / 'ca.pem')}    # clients verify the peers against the CA")
     wait_until("both peers listed by GET /peers", lambda: {"peer1", "peer2"} <= {
         p["peer_id"] for p in get_json(f"{api}/peers")})
     p2p(children, env, "peers")
@@ -351,6 +374,13 @@ def story(args, children, work):
     say(f"  the directory lists 2 holders of {big_sha[:16]}...: peer1, peer2")
     say("  and peer2 itself, asked directly over gRPC, now serves it:")
     p2p(children, env, "ls", peers["peer2"])
+    if tls_dir is not None:
+        say("  a client without the CA dials plaintext and is refused, in one line:")
+        say(f"$ env -u P2P_TLS_CA p2p ls {peers['peer2']}")
+        code, out = children.run(p2p_argv() + ["ls", peers["peer2"]], child_env(P2P_DIRECTORY=url), capture=True)
+        if code == 0 or "serves TLS" not in out:
+            raise DemoFailed(f"a plaintext `p2p ls` of a TLS peer exited {code}:\n{out}")
+        say("  " + out.strip())
     expected = {"recipes.txt", "holiday-photos.bin", BIG_NAME}
     browse = get_json(f"{api}/peers/peer2/files")
     names = {f["name"] for f in (browse if isinstance(browse, list) else browse.get("files", []))}
@@ -385,6 +415,8 @@ def main(argv=None):
                         help="folder for the peers' folders and configs (default: demo/)")
     parser.add_argument("--big-mib", type=int, default=int(os.environ.get("DEMO_BIG_MIB", "64")),
                         help="size of the generated big file in MiB (default: $DEMO_BIG_MIB or 64)")
+    parser.add_argument("--tls", action="store_true",
+                        help="run the network over TLS with certificates from `p2p certs` (make demo-tls)")
     args = parser.parse_args(argv)
     if args.big_mib < 1:
         parser.error("--big-mib must be at least 1")

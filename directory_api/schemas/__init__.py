@@ -15,6 +15,7 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
                       model_validator)
 from pydantic_core import PydanticCustomError
 
+from .addresses import GRPC_ADDRESS_PATTERN, GRPC_ADDRESS_RULE, MAX_GRPC_ADDRESS_CHARS, AddressProblem, parse_grpc_address
 from protos.rules import (MAX_NAME_BYTES, MIN_PIECE_SIZE, NAME_PATTERN, NAME_RULE, PEER_ID_PATTERN, PEER_ID_RULE, PIECES_RULE,
                           SHA256_PATTERN, SHA256_RULE, is_peer_id, is_sha256, name_problem, piece_count)
 
@@ -23,9 +24,6 @@ MAX_SECRET_CHARS = 1024
 MAX_QUERY_CHARS = 1024
 MAX_PIECES = 1_000_000
 SEARCH_LIMIT_DEFAULT, SEARCH_LIMIT_CAP = 20, 200
-# host:port; the host a DNS name or a bracketed IPv6 address, the port 1-65535 (no leading zero)
-GRPC_ADDRESS_PATTERN = (r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.-]{0,252}):"
-                        r"([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])$")
 NO_NUL_PATTERN = r"^[^\x00]*$"
 GENERATION_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 
@@ -69,8 +67,17 @@ def _integral(value: Any) -> Any:
 Int64 = Annotated[int, Field(ge=0, le=MAX_INT64, json_schema_extra={"format": "int64"}), BeforeValidator(_integral)]
 PieceSize = Annotated[int, Field(ge=MIN_PIECE_SIZE, le=MAX_INT64, json_schema_extra={"format": "int64"}),
                       BeforeValidator(_integral)]
-GrpcAddress = Annotated[str, Field(pattern=GRPC_ADDRESS_PATTERN, examples=["127.0.0.1:50051"],
-                                   description="host:port the peer serves gRPC on; port 1-65535")]
+def _check_address(value: str) -> str:
+    try:
+        return parse_grpc_address(value)
+    except AddressProblem as exc:
+        raise PydanticCustomError("grpc_address", "{reason}", {"reason": str(exc)}) from None
+
+
+# Parsed by schemas/addresses.py (ipaddress and a host name rule); the pattern is what the document shows.
+GrpcAddress = Annotated[str, AfterValidator(_check_address), WithJsonSchema(
+    {"type": "string", "pattern": GRPC_ADDRESS_PATTERN, "maxLength": MAX_GRPC_ADDRESS_CHARS,
+     "examples": ["127.0.0.1:50051"], "description": f"where the peer serves gRPC: {GRPC_ADDRESS_RULE}"})]
 
 
 class Params(BaseModel):
@@ -182,11 +189,14 @@ class PublishQuery(Params):
 
 
 class LoginRequest(Body):
-    """Log in (a new peer_id registers with this secret)."""
+    """Log in (a new peer_id registers with this secret); without grpc_address, a client session."""
 
     peer_id: PeerId
     secret: str = Field(min_length=1, max_length=MAX_SECRET_CHARS, pattern=NO_NUL_PATTERN)
-    grpc_address: GrpcAddress
+    grpc_address: GrpcAddress | None = Field(
+        None, description="where this peer serves gRPC; absent or null opens a client session (search, tickets, "
+                          "reports): never live, no lease, no index, so files, accept_uploads and free_bytes "
+                          "are then refused (422)")
     files: list[FileEntry] | None = Field(
         None, description=f"the whole index, for small ones ({UNIQUE_NAMES}); absent or null keeps the previous "
                           "one. A big index goes up in pages with PUT /peers/{peer_id}/files?generation=...")
@@ -199,6 +209,14 @@ class LoginRequest(Body):
         return unique_names(files)
 
 
+class DirectoryKey(BaseModel):
+    """The directory's public key that transfer tickets verify with."""
+
+    kid: str = Field(description="the key's id, named by every ticket it signs")
+    alg: str = Field(json_schema_extra={"enum": ["Ed25519"]})
+    public_key: str = Field(description="the raw 32-byte public key, base64url without padding")
+
+
 class LoginAnswer(BaseModel):
     """A fresh token for the Authorization header."""
 
@@ -206,6 +224,8 @@ class LoginAnswer(BaseModel):
     peer_id: str
     lease_s: float
     registered: bool
+    directory_key: DirectoryKey
+    client: bool = Field(False, description="true for a client session (a login without grpc_address)")
 
 
 class HeartbeatRequest(Body):
@@ -229,13 +249,32 @@ class CopyOrder(BaseModel):
     name: str
     to_peer_id: str
     to_address: str
+    size: int = Field(ge=0, description="the file's size, which the upload header must announce")
+    ticket: str = Field(description="upload ticket for this push (sub: the sender, aud: to_peer_id): send it "
+                                    "as gRPC metadata authorization: Bearer <ticket>")
+
+
+class AuditOrder(BaseModel):
+    """Read length bytes at offset of sha256 from the target with ticket, and compare them with your copy;
+    answer POST /audits/{audit_id}."""
+
+    audit_id: str
+    sha256: str
+    target_peer_id: str
+    target_address: str
+    offset: int = Field(ge=0)
+    length: int = Field(ge=1, description="at most one piece")
+    ticket: str = Field(description="a download ticket: sub = you (the auditor), aud = the target")
 
 
 class HeartbeatAnswer(BaseModel):
-    """The lease, and the copies this holder must push now."""
+    """The lease, the copies this holder must push now, the files it must re-hash and the audits it must run."""
 
     lease_s: float
     replicate: list[CopyOrder]
+    verify: list[str] = Field(default_factory=list, description="sha256s to re-hash: a copy that no longer "
+                                                                "matches is quarantined and withdrawn")
+    audit: list[AuditOrder] = Field(default_factory=list)
 
 
 # --- peers and files ---------------------------------------------------------------------------
@@ -390,6 +429,9 @@ class ReplicationState(BaseModel):
     live_holders: int
     pending: list[PendingCopy]
     withdrawn: bool
+    proven: int = Field(0, ge=0, description="live holders whose claim is proven (each counts as a copy)")
+    unproven: int = Field(0, ge=0, description="live holders whose claim is unproven (together one copy)")
+    refuted: int = Field(0, ge=0, description="live holders that failed an audit (not holders, not counted)")
 
 
 class FileDetail(BaseModel):
@@ -415,6 +457,9 @@ class ReplicationSummary(BaseModel):
     pending_copies: int
     unplaceable: int
     withdrawn: int
+    proven_claims: int = Field(0, ge=0, description="live (peer, file) entries proven")
+    unproven_claims: int = Field(0, ge=0, description="live entries not proven yet (together one copy a file)")
+    refuted_claims: int = Field(0, ge=0, description="live entries that failed an audit")
 
 
 class Health(BaseModel):

@@ -16,6 +16,10 @@ PostgreSQL (pg_trgm GIN index). A module per table family, composed into one ``S
 - ``keys``: the ticket-signing key, when the database keeps it;
 - ``removals``: why peers left (lease lapsed, unreachable report, logout), the newest kept;
 - ``overview``: counts for /metrics and the dashboard's short lists.
+- ``clients``: client sessions (a login without grpc_address); ``tickets``: what a ticket is granted on;
+  ``logins``: failed logins, counted across processes.
+- ``claims``: proofs of file entries, the one rule that counts copies, verify orders;
+  ``audits``: the audits of unproven claims.
 
 Every method takes a keyword-only ``conn``: without it the method runs in its own short
 transaction; with it, inside the caller's (see ``Store.write``). Liveness is decided elsewhere:
@@ -25,18 +29,23 @@ plain numbers.
 from __future__ import annotations
 
 from . import schema
+from .audits import Audits
+from .claims import Claims
+from .clients import Clients
 from .cluster import Cluster
 from .copies import Copies
 from .keys import Keys
+from .logins import Logins
 from .overview import Overview
 from .removals import Removals
 from .search import Search
 from .sessions import PeerSession, Sessions
+from .tickets import Tickets
 
 __all__ = ["Store", "PeerSession"]
 
 
-class Store(Sessions, Search, Copies, Cluster, Removals, Overview, Keys):
+class Store(Sessions, Search, Copies, Cluster, Removals, Overview, Keys, Clients, Tickets, Logins, Claims, Audits):
     """The directory's persistent state behind one SQLAlchemy engine."""
 
     def create_schema(self) -> None:

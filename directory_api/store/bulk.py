@@ -22,7 +22,7 @@ from .schema import POSTGRES_SEARCH_INDEXES, SQLITE_DDL, SQLITE_TRIGGERS, files,
 
 _PEER_COLUMNS = ("peer_id", "secret_hash", "token_hash", "grpc_address", "last_seen", "accept_uploads",
                  "free_bytes", "registered_at", "planned_at", "ring")
-_FILE_COLUMNS = ("peer_id", "name", "sha256", "size", "piece_size", "pieces")
+_FILE_COLUMNS = ("peer_id", "name", "sha256", "size", "piece_size", "pieces", "proof", "proof_at")
 
 
 def _peer_row(row: dict, now: float) -> dict:
@@ -49,6 +49,8 @@ def _file_row(row: dict) -> dict:
         "size": row["size"],
         "piece_size": row.get("piece_size"),
         "pieces": json.dumps(pieces) if pieces is not None else None,
+        "proof": row.get("proof", 0),  # store.claims: 0 unproven (a seeded copy is a claim too), 1 proven
+        "proof_at": row.get("proof_at", 0.0),
     }
 
 
@@ -59,7 +61,7 @@ def bulk_load(store: StoreEngine, peer_rows: Iterable[dict], file_rows: Iterable
     peer_rows: dicts with peer_id, grpc_address and optionally last_seen (default now),
     secret_hash (default a hash no secret matches), token_hash, accept_uploads, free_bytes.
     file_rows: dicts with peer_id, name, sha256, size and optionally piece_size, pieces (a
-    list). Rows are not validated: feed it well-formed data. The peers' rows are inserted first,
+    list), proof (store.claims; default 0, unproven) and proof_at. Rows are not validated: feed it well-formed data. The peers' rows are inserted first,
     so files may reference them.
     """
     now = time.time()

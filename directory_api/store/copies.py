@@ -17,9 +17,12 @@ from __future__ import annotations
 from sqlalchemy import Float, Integer, and_, bindparam, case, cast, delete, exists, func, select, update
 from sqlalchemy.engine import Connection
 
+from .claims import counted_copies, counted_copies_of, not_refuted
 from .engine import StoreEngine, transactional
 from .ring import file_place
-from .schema import dropped, files, peers, pending, withdrawn
+from .schema import dropped, failed_pushes, files, peers, pending, withdrawn
+
+FAILED_PUSH_MEMORY_S = 900.0  # a source whose push failed is passed over this long (p2p_failed_pushes)
 
 
 def cancel_copies_of(peer_id: str, *, conn: Connection, sha256: str | None = None) -> int:
@@ -98,7 +101,7 @@ _HANDOUTS = (
     .where(pending.c.from_peer_id == bindparam("src"), pending.c.handed_at.is_(None),
            pending.c.deadline >= bindparam("now"))
     .values(handed_at=bindparam("now"))
-    .returning(pending.c.sha256, pending.c.name, pending.c.to_peer_id,
+    .returning(pending.c.sha256, pending.c.name, pending.c.to_peer_id, pending.c.size,
                select(_to.c.grpc_address).where(_to.c.peer_id == pending.c.to_peer_id)
                .scalar_subquery().label("to_address"))
 )
@@ -169,19 +172,45 @@ class Copies(StoreEngine):
         cannot complete, and counting it would keep the file below target until its deadline.
         """
         stale = pending.c.deadline < now
+        self._record_failed_pushes(stale, now, conn=conn)
+        conn.execute(delete(failed_pushes).where(failed_pushes.c.at < now - FAILED_PUSH_MEMORY_S))
         if live_since is not None:
             dead = select(peers.c.peer_id).where(peers.c.last_seen < live_since)
             stale = stale | pending.c.to_peer_id.in_(dead) | pending.c.from_peer_id.in_(dead)
         return conn.execute(delete(pending).where(stale)).rowcount
 
+    def _record_failed_pushes(self, expired, now: float, *, conn: Connection) -> None:
+        """Remember the senders of handed-out copies that expire now unconfirmed (expired: a
+        condition on pending), so the planner takes another source for a while."""
+        source = select(pending.c.sha256, pending.c.from_peer_id, bindparam("at", now, type_=Float)).where(
+            expired, pending.c.handed_at.is_not(None))
+        stmt = self._insert(failed_pushes).from_select(["sha256", "peer_id", "at"], source)
+        conn.execute(stmt.on_conflict_do_update(index_elements=["sha256", "peer_id"],
+                                                set_={"at": stmt.excluded.at}))
+
+    @transactional("read")
+    def passed_over_as_source(self, sha256: str, peer_id: str, since: float, live_since: float,
+                              *, conn: Connection) -> bool:
+        """True if a push of sha256 handed to peer_id failed at or after since and another live holder
+        whose claim is not refuted can send it instead."""
+        other = files.alias("other_source")
+        failed = exists().where(failed_pushes.c.sha256 == sha256, failed_pushes.c.peer_id == peer_id,
+                                failed_pushes.c.at >= since)
+        elsewhere = exists().where(other.c.sha256 == sha256, other.c.peer_id != peer_id, not_refuted(other.c.proof),
+                                   exists().where(peers.c.peer_id == other.c.peer_id,
+                                                  peers.c.last_seen >= live_since))
+        return bool(conn.execute(select(failed & elsewhere)).scalar())
+
     @transactional("write")
     def drop_stale_copies_of(self, sha256: str, now: float, live_since: float, *, conn: Connection) -> int:
         """Delete the pending copies of one sha256 that are past their deadline or whose sender
-        or backup is no longer live (so another peer may be planned for it at once)."""
+        or backup is no longer live (so another peer may be planned for it at once); the senders
+        of handed-out copies past their deadline are remembered (passed_over_as_source)."""
         # Keyed probes of the two peers of each copy of this file, never a list of every dead peer.
         def live(peer_column):
             return exists().where(peers.c.peer_id == peer_column, peers.c.last_seen >= live_since)
 
+        self._record_failed_pushes((pending.c.sha256 == sha256) & (pending.c.deadline < now), now, conn=conn)
         stale = (pending.c.deadline < now) | ~live(pending.c.to_peer_id) | ~live(pending.c.from_peer_id)
         return conn.execute(delete(pending).where(pending.c.sha256 == sha256, stale)).rowcount
 
@@ -190,7 +219,7 @@ class Copies(StoreEngine):
         self, peer_id: str, target: int, live_since: float, now: float, limit: int, start: str = "",
         *, conn: Connection,
     ) -> list[dict]:
-        """Files peer_id holds whose live holders plus unexpired pending copies fall short of target.
+        """Files peer_id holds whose counted copies (store.claims) plus unexpired pending copies fall short of target.
 
         At most limit rows, in sha256 order from start, wrapping around to the lowest.
         Each row: sha256, name, size, live_holders, pending, need (= copies still to plan).
@@ -201,11 +230,14 @@ class Copies(StoreEngine):
                 func.min(files.c.name).label("name"),
                 func.max(files.c.size).label("size"),
             )
-            .where(files.c.peer_id == peer_id, ~exists().where(withdrawn.c.sha256 == files.c.sha256))
+            # A refuted claim is no source (store.claims): another holder plans that file.
+            .where(files.c.peer_id == peer_id, not_refuted(files.c.proof),
+                   ~exists().where(withdrawn.c.sha256 == files.c.sha256))
             .group_by(files.c.sha256)
             .subquery()
         )
-        live2 = live_holders_of(inner.c.sha256, live_since)
+        # Copies as the counting rule counts them: unproven claims together are one.
+        live2 = counted_copies_of(inner.c.sha256, live_since)
         sender, backup = peers.alias("sender"), peers.alias("backup")
         planned2 = (
             select(func.count())
@@ -290,6 +322,9 @@ class Copies(StoreEngine):
     ) -> dict:
         """Whole-network replication figures: files_total, at/below/above target, pending, unplaceable.
 
+        Copies are counted by the one rule (store.claims: proven + min(1, unproven)); a file
+        only refuted claims hold is not counted at all.
+
         A file is unplaceable when it is below target, no copy of it is pending, it is not
         withdrawn, and no peer is eligible to receive it (the planner's own rule).
         Scans the whole index: meant for operators, not for hot paths.
@@ -298,10 +333,10 @@ class Copies(StoreEngine):
             select(
                 files.c.sha256,
                 func.max(files.c.size).label("size"),
-                func.count(func.distinct(files.c.peer_id)).label("live_holders"),
+                counted_copies(files.c.proof, files.c.peer_id).label("live_holders"),
             )
             .select_from(files.join(peers, peers.c.peer_id == files.c.peer_id))
-            .where(peers.c.last_seen >= live_since)
+            .where(peers.c.last_seen >= live_since, not_refuted(files.c.proof))
             .group_by(files.c.sha256)
             .subquery()
         )

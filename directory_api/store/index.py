@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import delete, exists, insert, select, update
+from sqlalchemy import case, delete, exists, insert, select, update
 from sqlalchemy.engine import Connection
 
+from . import claims
 from .copies import cancel_copies_of
 from .engine import StoreEngine, transactional
 from .schema import dropped, files, pending, publications, withdrawn
@@ -45,9 +46,11 @@ class Index(StoreEngine):
             self._record_dropped(peer_id, old - {e["sha256"] for e in entries}, now, conn=conn)
             # The session has published an index now: a paged commit after it records drops too.
             conn.execute(update(publications).where(publications.c.peer_id == peer_id).values(fresh=False))
+        proofs = claims.saved_proofs(peer_id, conn=conn)  # the same bytes stay proven (store.claims)
         conn.execute(delete(files).where(files.c.peer_id == peer_id))
         if entries:
             conn.execute(insert(files), [_entry_row(peer_id, e) for e in entries])
+        claims.restore_proofs(proofs, conn=conn)
         self._complete_copies(peer_id, conn=conn)
         return len(entries)
 
@@ -58,9 +61,13 @@ class Index(StoreEngine):
             stmt = self._insert(files)
             stmt = stmt.on_conflict_do_update(
                 index_elements=["peer_id", "name"],
-                set_={c: stmt.excluded[c] for c in ("sha256", "size", "piece_size", "pieces")},
+                set_={**{c: stmt.excluded[c] for c in ("sha256", "size", "piece_size", "pieces")},
+                      # Other bytes under the same name are a new claim; the same bytes keep their proof.
+                      "proof": case((files.c.sha256 == stmt.excluded.sha256, files.c.proof), else_=claims.UNPROVEN),
+                      "proof_at": case((files.c.sha256 == stmt.excluded.sha256, files.c.proof_at), else_=0.0)},
             )
             conn.execute(stmt, [_entry_row(peer_id, e) for e in entries])
+            claims.sync_proofs(peer_id, conn=conn)
         self._complete_copies(peer_id, conn=conn)
         return len(entries)
 
@@ -121,7 +128,9 @@ class Index(StoreEngine):
                 exists().where(files.c.peer_id == peer_id, files.c.sha256 == withdrawn.c.sha256),
             )
         )
-        # A pending copy is done once its backup has indexed that sha256 under any name.
+        # A pending copy is done once its backup has indexed that sha256 under any name; a push
+        # that was handed out and is confirmed so proves the backup's claim.
+        claims.prove_confirmed_copies(peer_id, conn=conn)
         conn.execute(
             delete(pending).where(
                 pending.c.to_peer_id == peer_id,

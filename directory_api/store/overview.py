@@ -8,21 +8,22 @@ from __future__ import annotations
 from sqlalchemy import Integer, func, select
 from sqlalchemy.engine import Connection
 
+from .claims import counted_copies, not_refuted
 from .engine import StoreEngine, transactional
 from .schema import files, peers, pending
 
 
 def _per_file(live_since: float):
-    """Every sha256 held by a live peer: its name, size and number of live holders."""
+    """Every sha256 held by a live peer: its name, size and copies as the counting rule counts them."""
     return (
         select(
             files.c.sha256,
             func.min(files.c.name).label("name"),
             func.max(files.c.size).label("size"),
-            func.count(func.distinct(files.c.peer_id)).label("holders"),
+            counted_copies(files.c.proof, files.c.peer_id).label("holders"),
         )
         .select_from(files.join(peers, peers.c.peer_id == files.c.peer_id))
-        .where(peers.c.last_seen >= live_since)
+        .where(peers.c.last_seen >= live_since, not_refuted(files.c.proof))
         .group_by(files.c.sha256)
         .subquery()
     )

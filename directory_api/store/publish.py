@@ -11,6 +11,7 @@ from sqlalchemy import delete, exists, insert, literal, select, update
 from sqlalchemy.engine import Connection
 
 from ..errors import IndexConflict
+from . import claims
 from .engine import transactional
 from .index import Index, _entry_row
 from .schema import files, publications, staged_files
@@ -82,9 +83,11 @@ class Publish(Index):
             kept = exists().where(staged_files.c.peer_id == peer_id, staged_files.c.sha256 == files.c.sha256)
             gone = conn.execute(select(files.c.sha256).where(files.c.peer_id == peer_id, ~kept).distinct())
             self._record_dropped(peer_id, set(gone.scalars()), now, conn=conn)
+        proofs = claims.saved_proofs(peer_id, conn=conn)  # the same bytes stay proven (store.claims)
         conn.execute(delete(files).where(files.c.peer_id == peer_id))
         source = select(literal(peer_id), *(staged_files.c[c] for c in _COLUMNS[1:])).where(
             staged_files.c.peer_id == peer_id)
         conn.execute(insert(files).from_select(list(_COLUMNS), source))
+        claims.restore_proofs(proofs, conn=conn)
         conn.execute(delete(staged_files).where(staged_files.c.peer_id == peer_id))
         self._complete_copies(peer_id, conn=conn)

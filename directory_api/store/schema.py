@@ -58,11 +58,19 @@ files = Table(
     Column("size", BigInteger, nullable=False),
     Column("piece_size", BigInteger, nullable=True),
     Column("pieces", Text, nullable=True),  # JSON list of piece digests
+    # Whether the claim "peer_id holds these bytes" was checked (store.claims): 0 unproven, 1 proven,
+    # 2 refuted; proof_at is when it last changed or was last put to an audit. Server defaults, so
+    # COPY and INSERT ... SELECT (bulk loads, paged commits) that name neither column fill them.
+    Column("proof", Integer, nullable=False, server_default=text("0")),
+    Column("proof_at", Float, nullable=False, server_default=text("0")),
     UniqueConstraint("peer_id", "name", name="p2p_files_peer_name"),
-    # (sha256, id, peer_id): a search's holders of a sha256 and its "no earlier live copy" check
-    # (sha256 = ? AND id < ?, a range of the key) read the index alone on both databases.
-    Index("p2p_files_sha256", "sha256", "id", "peer_id"),
+    # (sha256, id, peer_id, proof): a search's holders of a sha256 and its "no earlier live copy"
+    # check (sha256 = ? AND id < ?, a range of the key), refuted claims left out, read the index
+    # alone on both databases.
+    Index("p2p_files_sha256", "sha256", "id", "peer_id", "proof"),
     Index("p2p_files_peer_sha256", "peer_id", "sha256"),
+    # The audit scheduler's queue: unproven claims, least recently audited first.
+    Index("p2p_files_proof", "proof", "proof_at"),
 )
 
 pending = Table(
@@ -170,7 +178,7 @@ tasks = Table(
 )
 
 # Columns added after a table first shipped: create_schema adds them to an older database.
-ADDED_COLUMNS = [(peers, "ring")]
+ADDED_COLUMNS = [(peers, "ring"), (files, "proof"), (files, "proof_at")]
 # Indexes whose columns changed since they first shipped: create_schema builds them again.
 CHANGED_INDEXES = [(files, "p2p_files_sha256")]
 
@@ -187,6 +195,55 @@ removals = Table(
     # of the same (peer_id, at) is a no-op.
     UniqueConstraint("peer_id", "at", name="p2p_removals_peer_at"),
     Index("p2p_removals_at", "at"),
+)
+
+verify_orders = Table(
+    "p2p_verify_orders",
+    metadata,
+    # A holder asked to re-hash its copy of sha256 (a downloader reported it corrupt, or it failed
+    # an audit): handed out once in its heartbeat answer; the row stays until verify_every_s after
+    # that, so reports repeated meanwhile cost the holder nothing (store.claims).
+    Column("peer_id", String(64), ForeignKey("p2p_peers.peer_id", ondelete="CASCADE"), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("reported_by", String(64), nullable=True),
+    Column("at", Float, nullable=False),
+    Column("handed_at", Float, nullable=True),
+    PrimaryKeyConstraint("peer_id", "sha256", name="p2p_verify_orders_pk"),
+)
+
+audits = Table(
+    "p2p_audits",
+    metadata,
+    # An audit: auditor (a proven holder of sha256) reads length bytes at offset from target and
+    # compares them with its own copy (directory_api/audits.py). Handed out once; answered once.
+    Column("audit_id", String(32), primary_key=True),
+    Column("sha256", String(64), nullable=False),
+    Column("target_peer_id", String(64), ForeignKey("p2p_peers.peer_id", ondelete="CASCADE"), nullable=False),
+    Column("auditor_peer_id", String(64), ForeignKey("p2p_peers.peer_id", ondelete="CASCADE"), nullable=False),
+    Column("piece_offset", BigInteger, nullable=False),  # "offset" and "length" are SQL words
+    Column("piece_length", BigInteger, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("deadline", Float, nullable=False),
+    Column("handed_at", Float, nullable=True),
+    Column("answered_at", Float, nullable=True),
+    Column("ok", Boolean, nullable=True),
+    Column("detail", Text, nullable=True),
+    Index("p2p_audits_auditor", "auditor_peer_id", "handed_at"),
+    Index("p2p_audits_target", "target_peer_id", "sha256"),
+    Index("p2p_audits_deadline", "deadline"),
+)
+
+failed_pushes = Table(
+    "p2p_failed_pushes",
+    metadata,
+    # A copy handed to peer_id to push passed its deadline unconfirmed: for a while the planner
+    # takes another holder of sha256 as the source, if there is one (a claimed holder that cannot
+    # send the bytes must not be asked for ever).
+    Column("sha256", String(64), nullable=False),
+    Column("peer_id", String(64), ForeignKey("p2p_peers.peer_id", ondelete="CASCADE"), nullable=False),
+    Column("at", Float, nullable=False),
+    PrimaryKeyConstraint("sha256", "peer_id", name="p2p_failed_pushes_pk"),
+    Index("p2p_failed_pushes_at", "at"),
 )
 
 # The FTS5 index first, then the triggers that keep it in step with p2p_files row by row.
@@ -246,6 +303,8 @@ def create_schema(conn: Connection, dialect: str) -> None:
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_SCHEMA_LOCK})
     metadata.create_all(conn, checkfirst=True)
     _add_missing_columns(conn)
+    for index in ADDED_INDEXES:
+        index.create(conn, checkfirst=True)
     _rebuild_changed_indexes(conn)
     if dialect == "sqlite":
         for ddl in SQLITE_DDL:
@@ -276,17 +335,21 @@ def pg_trgm_schema(conn: Connection) -> str:
 def _add_missing_columns(conn: Connection) -> None:
     """ALTER TABLE ... ADD COLUMN for each of ADDED_COLUMNS an older database lacks (then its index)."""
     inspector = inspect(conn)
+    added = []
     for table, name in ADDED_COLUMNS:
         if name in {c["name"] for c in inspector.get_columns(table.name)}:
             continue
         column = table.c[name]
         ddl = f"{column.type.compile(conn.dialect)} NOT NULL DEFAULT 0"
         conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {name} {ddl}")
+        added.append((table, name))
+        if table is peers and name == "ring":
+            _fill_ring(conn)
+    # The indexes on the new columns, once every column they name exists (p2p_files_proof has two).
+    for table, name in added:
         for index in table.indexes:
             if name in index.columns:
                 index.create(conn, checkfirst=True)
-        if table is peers and name == "ring":
-            _fill_ring(conn)
 
 
 def _rebuild_changed_indexes(conn: Connection) -> None:
@@ -307,3 +370,34 @@ def _fill_ring(conn: Connection) -> None:
     if ids:
         conn.execute(update(peers).where(peers.c.peer_id == bindparam("pid")).values(ring=bindparam("r")),
                      [{"pid": i, "r": ring_key(i)} for i in ids])
+
+client_sessions = Table(
+    "p2p_client_sessions",
+    metadata,
+    # A login without grpc_address (issue 12): a token of a registered peer_id for the client calls
+    # (tickets, reports) that never makes the peer live and never touches its peer session.
+    Column("token_hash", String(64), primary_key=True),
+    Column("peer_id", String(64), ForeignKey("p2p_peers.peer_id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Index("p2p_client_sessions_expires", "expires_at"),
+    Index("p2p_client_sessions_peer", "peer_id"),
+)
+
+login_failures = Table(
+    "p2p_login_failures",
+    metadata,
+    # Failed logins of the last minute, per peer_id and per client address (issue 12): a table,
+    # not a process's memory, so that every directory process on this database (gunicorn workers,
+    # several machines behind a balancer) counts the same failures, with no other service to run.
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("key", String(320), nullable=False),  # "peer:<peer_id>" or "addr:<client address>"
+    Column("at", Float, nullable=False),
+    Index("p2p_login_failures_key_at", "key", "at"),
+    Index("p2p_login_failures_at", "at"),
+)
+
+# issue 12: a login's "is this address held by another live peer?" reads this index, not the table.
+peers_address = Index("p2p_peers_address", peers.c.grpc_address)
+# Indexes added to a table after it first shipped: create_schema makes them on an older database.
+ADDED_INDEXES = [peers_address]

@@ -13,6 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from . import search_pg
+from .claims import PROVEN, REFUTED, UNPROVEN
 from .engine import StoreEngine, transactional
 
 
@@ -73,20 +74,21 @@ def _search_statement(kind: str):
         like = " OR ".join(f"{{n}} LIKE :v{i} ESCAPE '\\'" for i in range(n))
         match = "AND (" + like.format(n="f.name") + ")"
         match2 = "AND (" + like.format(n="f2.name") + ")"
+    # A refuted claim (proof 2, store.claims) is neither a match nor a holder.
     # The page comes back as one JSON array of [id, sha256, name, size, [[peer_id, address], ...]].
     agg = "json_group_array(json_array({}))"
     holders = f"""json((
             SELECT {agg.format("h.peer_id, h.grpc_address")} FROM p2p_files hf JOIN p2p_peers h ON h.peer_id = hf.peer_id
-            WHERE hf.sha256 = page.sha256 AND h.last_seen >= :ls))"""
+            WHERE hf.sha256 = page.sha256 AND h.last_seen >= :ls AND hf.proof != 2))"""
     entry = f"page.id, page.sha256, page.name, page.size, {holders}"
     return text(f"""
         WITH page AS (
             SELECT f.id AS id, f.sha256 AS sha256, f.name AS name, f.size AS size
             FROM {source} JOIN p2p_peers p ON p.peer_id = f.peer_id
-            WHERE {order_key} > :after AND p.last_seen >= :ls {match}
+            WHERE {order_key} > :after AND p.last_seen >= :ls AND f.proof != 2 {match}
               AND NOT EXISTS (
                   SELECT 1 FROM p2p_files f2 JOIN p2p_peers p2 ON p2.peer_id = f2.peer_id
-                  WHERE f2.sha256 = f.sha256 AND f2.id < f.id AND p2.last_seen >= :ls {match2})
+                  WHERE f2.sha256 = f.sha256 AND f2.id < f.id AND p2.last_seen >= :ls AND f2.proof != 2 {match2})
             ORDER BY {order_key}
             LIMIT :lim
         )
@@ -94,19 +96,20 @@ def _search_statement(kind: str):
     """)
 
 
-# GET /files/{sha256}: live holders with their names (kind 0), unexpired pending copies (kind 1)
-# and the withdrawal mark (kind 2) in one round trip; every branch is served by an index on sha256.
+# GET /files/{sha256}: live holders with their names and proofs (kind 0), unexpired pending copies
+# (kind 1) and the withdrawal mark (kind 2) in one round trip; every branch is served by an index
+# on sha256. Refuted holders come too, only to be counted (store.claims).
 _FILE_DETAIL = text("""
     SELECT 0 AS kind, p.peer_id, p.grpc_address, f.name, f.size, f.piece_size, f.pieces,
-           NULL AS deadline, NULL AS handed_at
+           NULL AS deadline, NULL AS handed_at, f.proof
     FROM p2p_files f JOIN p2p_peers p ON p.peer_id = f.peer_id
     WHERE f.sha256 = :s AND p.last_seen >= :ls
     UNION ALL
-    SELECT 1, c.to_peer_id, t.grpc_address, c.from_peer_id, NULL, NULL, NULL, c.deadline, c.handed_at
+    SELECT 1, c.to_peer_id, t.grpc_address, c.from_peer_id, NULL, NULL, NULL, c.deadline, c.handed_at, NULL
     FROM p2p_pending_copies c JOIN p2p_peers t ON t.peer_id = c.to_peer_id
     WHERE c.sha256 = :s AND c.deadline >= :now
     UNION ALL
-    SELECT 2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM p2p_withdrawn w WHERE w.sha256 = :s
+    SELECT 2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM p2p_withdrawn w WHERE w.sha256 = :s
     ORDER BY 1, 2, 4
 """)
 
@@ -174,18 +177,24 @@ class Search(StoreEngine):
 
     @transactional("read_one")
     def file_detail(self, sha256: str, live_since: float, now: float, *, conn: Connection) -> dict | None:
-        """One file's size, names, live holders, pieces and pending copies; None if no live holder."""
+        """One file's size, names, live holders, pieces, pending copies and its live holders by proof
+        (proofs: {proven, unproven, refuted}); None if no live holder but refuted ones."""
         # One statement answers holders, pending copies and the withdrawal flag (row kinds 0, 1, 2).
         rows = conn.execute(_FILE_DETAIL, {"s": sha256, "ls": live_since, "now": now}).all()
-        if not rows or rows[0][0] != 0:
+        shown = [r for r in rows if r[0] == 0 and r[9] != REFUTED]
+        if not shown:
             return None
         holders: dict[str, dict] = {}
         names: set[str] = set()
         pending_: list[dict] = []
-        detail = {"sha256": sha256, "size": rows[0][4]}
+        detail = {"sha256": sha256, "size": shown[0][4]}
         is_withdrawn = False
-        for kind, peer_id, address, name, size, piece_size, pieces, deadline, handed_at in rows:
+        proofs: dict[str, int] = {}
+        for kind, peer_id, address, name, size, piece_size, pieces, deadline, handed_at, proof in rows:
             if kind == 0:
+                proofs[peer_id] = max(proof, proofs.get(peer_id, UNPROVEN))
+                if proof == REFUTED:
+                    continue
                 if peer_id not in holders:
                     holders[peer_id] = {"peer_id": peer_id, "grpc_address": address}
                 names.add(name)
@@ -200,5 +209,7 @@ class Search(StoreEngine):
         detail["holders"] = list(holders.values())
         detail["pending"] = pending_
         detail["withdrawn"] = is_withdrawn
+        detail["proofs"] = {state: sum(1 for p in proofs.values() if p == value)
+                            for state, value in (("proven", PROVEN), ("unproven", UNPROVEN), ("refuted", REFUTED))}
         return detail
 

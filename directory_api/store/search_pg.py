@@ -46,18 +46,20 @@ SAMPLE_TTL_S = 300.0
 PLAN_CACHE = 4096  # queries whose plan (not result) is remembered until the sample is read again
 INDEX_TRIGRAMS = 3  # trigrams the index is asked with (index_pattern)
 
-# Per candidate w: its peer is live, and no earlier live row with the same sha256 matches too.
+# Per candidate w: not a refuted claim (store.claims), its peer is live, and no earlier live row
+# with the same sha256 matches too.
 _LIVE_FIRST = """
-    (SELECT p.last_seen FROM p2p_peers p WHERE p.peer_id = w.peer_id) >= :ls
+    w.proof != 2 AND (SELECT p.last_seen FROM p2p_peers p WHERE p.peer_id = w.peer_id) >= :ls
     AND (SELECT 1 FROM p2p_files f2 JOIN p2p_peers p2 ON p2.peer_id = f2.peer_id
-         WHERE f2.sha256 = w.sha256 AND f2.id < w.id AND p2.last_seen >= :ls AND {match2}
+         WHERE f2.sha256 = w.sha256 AND f2.id < w.id AND p2.last_seen >= :ls AND f2.proof != 2 AND {match2}
          LIMIT 1) IS NULL"""
-# Per hit: its live holders as one JSON array, through the (sha256, peer_id) index.
+# Per hit: its live holders that are not refuted, as one JSON array, through the (sha256, id,
+# peer_id, proof) index.
 _HOLDERS = """(SELECT json_agg(json_build_array(x.peer_id, x.address)) FROM (
         SELECT hf.peer_id,
                (SELECT h.grpc_address FROM p2p_peers h WHERE h.peer_id = hf.peer_id AND h.last_seen >= :ls)
                AS address
-        FROM p2p_files hf WHERE hf.sha256 = hits.sha256 OFFSET 0) x
+        FROM p2p_files hf WHERE hf.sha256 = hits.sha256 AND hf.proof != 2 OFFSET 0) x
       WHERE x.address IS NOT NULL)"""
 _PAGE = f"SELECT json_agg(json_build_array(hits.id, hits.sha256, hits.name, hits.size, {_HOLDERS})) FROM hits"
 
@@ -149,7 +151,7 @@ def _scan_statement(match: str):
     return text(f"""
         WITH hits AS (
             SELECT w.id, w.sha256, w.name, w.size FROM (
-                SELECT id, sha256, name, size, peer_id, name_folded FROM p2p_files
+                SELECT id, sha256, name, size, peer_id, name_folded, proof FROM p2p_files
                 WHERE id > :after ORDER BY id LIMIT :w) w
             WHERE {own} AND {_LIVE_FIRST.format(match2=other)}
             LIMIT :lim)
@@ -170,7 +172,7 @@ def _index_statement(match: str):
     return text(f"""
         WITH w AS MATERIALIZED (
             SELECT * FROM (
-                SELECT id, sha256, name, size, peer_id, name_folded FROM p2p_files w
+                SELECT id, sha256, name, size, peer_id, name_folded, proof FROM p2p_files w
                 WHERE {own} AND id + 0 > :after LIMIT :cap) c
             ORDER BY id),
         hits AS (

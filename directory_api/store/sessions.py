@@ -14,7 +14,8 @@ from .copies import cancel_copies_of
 from .engine import transactional
 from .publish import Publish
 from .ring import ring_key
-from .schema import dropped, files, peers, pending, withdrawn
+from .schema import (audits, dropped, failed_pushes, files, peers, pending, publications, staged_files,
+                     verify_orders, withdrawn)
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,9 @@ def _renew_statement(set_free: bool, set_accept: bool):
             .returning(peers.c.peer_id, peers.c.planned_at, _HAS_HANDOUTS_OF_RENEWED)
         )
     return _RENEW[key]
+
+
+_REAP_BATCH = 500  # peer_ids an IN list of the sweep's deletes holds
 
 
 class Sessions(Publish):
@@ -208,10 +212,31 @@ class Sessions(Publish):
         return [dict(r._mapping) for r in rows]
 
     @transactional("write")
-    def delete_dead_peers(self, dead_before: float, *, conn: Connection) -> int:
-        """Delete peers (and, by cascade, their files and copies) last seen before dead_before."""
-        dead = conn.execute(delete(peers).where(peers.c.last_seen < dead_before)).rowcount
+    def reap_dead_peers(self, dead_before: float, *, conn: Connection) -> int:
+        """Forget what peers last seen before dead_before ran: token, index, copies, publication.
+
+        Their rows stay, with the secret hash: a registered peer_id is its owner's until an
+        operator releases it (forget_peer), or anyone could take over a name by waiting. A
+        reaped peer's last_seen becomes 0, so later sweeps pass it by. Returns how many were reaped.
+        """
+        ids = conn.execute(select(peers.c.peer_id).where(peers.c.last_seen < dead_before,
+                                                         peers.c.last_seen > 0)).scalars().all()
+        for at in range(0, len(ids), _REAP_BATCH):
+            chunk = ids[at:at + _REAP_BATCH]
+            conn.execute(delete(pending).where(pending.c.from_peer_id.in_(chunk) | pending.c.to_peer_id.in_(chunk)))
+            conn.execute(delete(audits).where(audits.c.target_peer_id.in_(chunk) | audits.c.auditor_peer_id.in_(chunk)))
+            for table in (verify_orders, failed_pushes):
+                conn.execute(delete(table).where(table.c.peer_id.in_(chunk)))
+            for table in (files, dropped, staged_files, publications):
+                conn.execute(delete(table).where(table.c.peer_id.in_(chunk)))
+            conn.execute(update(peers).where(peers.c.peer_id.in_(chunk))
+                         .values(token_hash=None, last_seen=0.0, free_bytes=None, planned_at=0.0))
         # A withdrawal is forgotten once nobody indexes that sha256 any more.
         conn.execute(delete(withdrawn).where(~exists().where(files.c.sha256 == withdrawn.c.sha256)))
         conn.execute(delete(dropped).where(~exists().where(files.c.sha256 == dropped.c.sha256)))
-        return dead
+        return len(ids)
+
+    @transactional("write")
+    def forget_peer(self, peer_id: str, *, conn: Connection) -> bool:
+        """Delete peer_id with its secret, sessions, index and copies (the operator's release); False if unknown."""
+        return conn.execute(delete(peers).where(peers.c.peer_id == peer_id)).rowcount > 0

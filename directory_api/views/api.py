@@ -1,6 +1,6 @@
 """How an endpoint is declared: one ``operation`` per view, and the OpenAPI app that documents them.
 
-A view declares its path, query and body as pydantic models in its signature (``schemas.py``);
+A view declares its path, query and body as pydantic models in its signature (``schemas/``);
 flask-openapi3 validates them before the view runs and generates the document from the same
 models. ``operation`` adds what every endpoint of ours has: its answers, the problem body of
 each error code it can give, the bearer security that ``auth.enforce`` checks before any
@@ -33,6 +33,7 @@ ERRORS = {
     405: "method not allowed",
     409: "conflicts with what the directory holds (e.g. a page out of order)",
     413: "the body, a string, an array or the file list is too large",
+    422: "valid fields that break a rule together: `field` names the one at fault",
     429: "too many attempts: wait Retry-After seconds",
     500: "the directory failed (the operator's log has the cause)",
     503: "the store cannot answer now; try again",
@@ -118,7 +119,7 @@ class DirectoryOpenAPI(OpenAPI):
             import_name,
             info=Info(title="P2P directory", version="1.0.0",
                       description="Central directory of the hybrid P2P network. Every error is "
-                                  "application/problem+json. Generated from directory_api/schemas.py."),
+                                  "application/problem+json. Generated from directory_api/schemas/."),
             security_schemes={"bearer": {"type": "http", "scheme": "bearer",
                                          "description": "the token from POST /login"}},
             validation_error_status=400,
@@ -136,7 +137,8 @@ class DirectoryOpenAPI(OpenAPI):
         doc["paths"] = {path[len(API_PREFIX):] or "/": item for path, item in doc["paths"].items()
                         if path.startswith(API_PREFIX)}
         models = {name: model for name, model in vars(schemas).items()
-                  if inspect.isclass(model) and issubclass(model, BaseModel) and model.__module__ == schemas.__name__}
+                  if inspect.isclass(model) and issubclass(model, BaseModel)
+                  and model.__module__.startswith(schemas.__name__)}
         components = doc["components"]["schemas"]
         for name in list(components):
             if name in models:

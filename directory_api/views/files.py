@@ -33,6 +33,6 @@ def file_detail(path: FilePath):
     if detail is None:
         raise NotFound(f"no live peer holds {path.sha256}")
     detail["replication"] = ctx.planner.file_state(
-        len(detail["holders"]), detail.pop("pending"), detail.pop("withdrawn")
+        len(detail["holders"]), detail.pop("pending"), detail.pop("withdrawn"), detail.pop("proofs")
     )
     return jsonify(detail)

@@ -28,7 +28,9 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(ApiError)
     def _ours(error: ApiError):
-        headers = {"WWW-Authenticate": 'Bearer realm="p2p-directory"'} if error.status == 401 else None
+        headers = {"WWW-Authenticate": 'Bearer realm="p2p-directory"'} if error.status == 401 else {}
+        if getattr(error, "retry_after", None) is not None:
+            headers["Retry-After"] = str(error.retry_after)
         return problem_response(error.to_problem(), headers)
 
     @app.errorhandler(StoreError)

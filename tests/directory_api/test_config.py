@@ -123,3 +123,12 @@ def test_config_error_is_a_directory_error():
 def test_create_app_needs_a_config():
     with pytest.raises(TypeError):
         create_app()
+
+
+def test_certfile_and_keyfile_go_together():
+    from directory_api.config import DirectoryConfig
+    from directory_api.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="certfile and keyfile go together"):
+        DirectoryConfig(certfile="/x.pem")
+    assert DirectoryConfig(certfile="/x.pem", keyfile="/k.pem").keyfile == "/k.pem"

@@ -73,7 +73,10 @@ def test_sweep_deletes_only_long_dead(tmp_path):
         store.start_session(pid, f"t-{pid}", "127.0.0.1:1", seen)
     store.add_pending_copy("a" * 64, "x", 1, "fresh", "recent-dead", now - 100, now - 1)
     assert lv.sweep(store) == (1, 1)
-    assert store.peer("ancient") is None and store.peer("recent-dead") is not None
+    assert store.peer("recent-dead")["last_seen"] == now - 50
+    # the ancient peer's session is gone, its name and secret stay
+    assert store.peer("ancient")["last_seen"] == 0 and store.secret_hash("ancient") == "h"
+    assert store.authenticate("t-ancient", 0) is None
     store.dispose()
 
 
@@ -92,9 +95,10 @@ class ObservedSweeper(Sweeper):
 def test_sweeper_thread_runs_and_stops(tmp_path):
     store, clock = _store(tmp_path), FakeClock()
     store.register_peer("ancient", "h", clock() - 1000)
+    store.start_session("ancient", "t", "127.0.0.1:1", clock() - 1000)
     sweeper = ObservedSweeper(Liveness(DirectoryConfig(lease_s=1), clock=clock), store, 0.05).start()
     assert sweeper.swept.wait(5)
-    assert store.peer("ancient") is None
+    assert store.peer("ancient")["last_seen"] == 0 and store.secret_hash("ancient") == "h"
     sweeper.stop()
     assert not sweeper.running
     store.dispose()
@@ -242,3 +246,64 @@ def test_two_processes_sweep_once_per_interval(tmp_path):
     assert [s.tick() for s in reversed(sweepers)] == [True, False]
     for s in stores:
         s.dispose()
+
+
+# -- the probe over TLS (issue 12) -------------------------------------------------------
+
+
+@pytest.fixture
+def tls_health_server(tmp_path):
+    """A gRPC health server over TLS with a certificate of a local CA (peer_node/certs.py), and the CA;
+    mutual=True asks dialers for a client certificate of that CA."""
+    from concurrent import futures
+
+    import grpc
+    from grpc_health.v1 import health, health_pb2_grpc
+
+    from peer_node import certs
+
+    ca, server_pair, client_pair = certs.write_network(tmp_path / "certs", ["prober"])
+    servers = []
+
+    def start(mutual=False):
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+        servicer = health.HealthServicer()
+        servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+        health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+        read = lambda path: open(path, "rb").read()  # noqa: E731
+        creds = grpc.ssl_server_credentials([(read(server_pair.key), read(server_pair.cert))],
+                                            root_certificates=read(ca.cert) if mutual else None,
+                                            require_client_auth=mutual)
+        port = server.add_secure_port("127.0.0.1:0", creds)
+        server.start()
+        servers.append(server)
+        return f"127.0.0.1:{port}"
+
+    yield start, {"ca": ca.cert, "cert": client_pair.cert, "key": client_pair.key,
+                  "foreign": certs.write_network(tmp_path / "foreign", [])[0].cert}
+    for server in servers:
+        server.stop(grace=None)
+
+
+def test_the_probe_dials_tls_peers_with_the_peer_ca(tls_health_server):
+    start, files = tls_health_server
+    address = start()
+    assert make(peer_ca=files["ca"]).probe(address) is True
+    assert make().probe(address) is False  # plaintext against TLS
+    assert make(peer_ca=files["foreign"]).probe(address) is False  # a certificate of another CA
+
+
+def test_the_probe_shows_a_client_certificate_to_mutual_tls_peers(tls_health_server):
+    start, files = tls_health_server
+    address = start(mutual=True)
+    assert make(peer_ca=files["ca"]).probe(address) is False
+    assert make(peer_ca=files["ca"], peer_cert=files["cert"], peer_key=files["key"]).probe(address) is True
+
+
+def test_unreadable_probe_files_are_a_config_error(tmp_path):
+    from directory_api.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--peer-ca"):
+        make(peer_ca=str(tmp_path / "missing.pem"))
+    with pytest.raises(ConfigError, match="peer_cert needs peer_ca"):
+        make(peer_cert="/c.pem", peer_key="/k.pem")

@@ -150,3 +150,61 @@ def test_metrics_switch(served, args, env, expected):
     result, [cfg] = served(args, env)
     assert result.exit_code == 0, result.output
     assert cfg.metrics is expected
+
+
+@pytest.mark.parametrize("args, env, expected", [([], {}, False), (["--open-downloads"], {}, True),
+                                                 (["--open-downloads", "off"], {}, False),
+                                                 ([], {"DIRECTORY_OPEN_DOWNLOADS": "1"}, True),
+                                                 (["--open-downloads", "--lease", "3"], {}, True)])
+def test_open_downloads_switch(served, args, env, expected):
+    result, [cfg] = served(args, env)
+    assert result.exit_code == 0, result.output
+    assert cfg.open_downloads is expected
+
+
+@pytest.mark.parametrize("args, env, expected", [([], {}, 3600.0), (["--client-session", "60"], {}, 60.0),
+                                                 ([], {"DIRECTORY_CLIENT_SESSION_S": "5"}, 5.0)])
+def test_client_session_setting(served, args, env, expected):
+    result, [cfg] = served(args, env)
+    assert result.exit_code == 0, result.output
+    assert cfg.client_session_s == expected
+
+
+def test_forget_peer_releases_a_registered_peer_id(tmp_path):
+    from directory_api.store import Store
+
+    url = f"sqlite:///{tmp_path}/d.db"
+    store = Store(url)
+    store.create_schema()
+    store.register_peer("alice", "hash", 1.0)
+    result = CliRunner().invoke(cli_main.cli, ["forget-peer", "--database", url, "alice"], env=UNSET)
+    assert result.exit_code == 0, result.output
+    assert "forgot peer alice" in result.output
+    assert store.secret_hash("alice") is None and store.register_peer("alice", "new", 2.0)
+    store.dispose()
+
+
+def test_forget_peer_of_an_unknown_id_is_one_line_and_fails(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path}/d.db"
+    with pytest.raises(SystemExit) as exit_:
+        cli_main.main(["forget-peer", "--database", url, "nobody"])
+    assert exit_.value.code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["p2p-directory: no peer 'nobody' is registered in this database"]
+
+
+@pytest.mark.parametrize("args, env, expected", [
+    ([], {}, (5, 20)), (["--login-failures-per-minute", "0"], {}, (0, 20)),
+    ([], {"DIRECTORY_LOGIN_FAILURES_PER_MINUTE": "3", "DIRECTORY_LOGIN_FAILURES_PER_ADDRESS": "9"}, (3, 9)),
+])
+def test_login_failure_limits(served, args, env, expected):
+    result, [cfg] = served(args, env)
+    assert result.exit_code == 0, result.output
+    assert (cfg.login_failures_per_minute, cfg.login_failures_per_address) == expected
+
+
+@pytest.mark.parametrize("args", [["--login-failures-per-minute", "-1"], ["--login-failures-per-address", "x"]])
+def test_login_failure_limits_are_checked(served, args):
+    result, seen = served(args)
+    assert result.exit_code != 0 and seen == []
+    assert args[0] in str(result.exception) + result.output

@@ -83,8 +83,9 @@ def test_the_store_figures_are_read_at_scrape_time(make_app, clock):
     app = make_app(clock=clock, replication=2)
     client = app.test_client()
     for peer_id, files in (("a", [entry("both.txt"), entry("alone.txt")]), ("b", [entry("both.txt")])):
-        assert client.post("/api/v1/login", json={"peer_id": peer_id, "secret": "s", "grpc_address": "127.0.0.1:1",
-                                                  "files": files}).status_code == 200
+        assert client.post("/api/v1/login", json={"peer_id": peer_id, "secret": "s", "files": files,
+                                                  "grpc_address": f"127.0.0.1:{ord(peer_id[0])}"}).status_code == 200
+    app.extensions["p2p"].store.set_proof("b", entry("both.txt")["sha256"], 1, 0.0)  # a real second copy
     samples = scrape(client)
     assert samples[("p2p_directory_live_peers", ())] == 2
     assert samples[("p2p_directory_files", ())] == 2

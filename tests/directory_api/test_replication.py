@@ -1,11 +1,13 @@
 """directory_api.replication: who gets a copy, when, and that it is never planned twice."""
 import collections
+import time
 
 import pytest
 
 from directory_api.config import DirectoryConfig
 from directory_api.liveness import Liveness
 from directory_api.replication import Planner, rank_backups, rendezvous_score
+from protos import tickets
 from tests.fixtures.directory import entry, sha
 
 
@@ -49,7 +51,13 @@ def test_heartbeat_hands_out_a_copy_then_it_completes(repl_client):
     a = login(client, "a", files=[entry("doc.pdf", n=1)])
     b = login(client, "b")
     orders = a.heartbeat().get_json()["replicate"]
-    assert orders == [{"sha256": sha(1), "name": "doc.pdf", "to_peer_id": "b", "to_address": b.address}]
+    ticket = orders[0].pop("ticket")
+    assert orders == [{"sha256": sha(1), "name": "doc.pdf", "to_peer_id": "b", "to_address": b.address, "size": 10}]
+    # the upload ticket the backup checks: from a, to b, this file at this size
+    key = repl_client.extensions["p2p"].signer.key.public_key()
+    claims = tickets.verify(ticket, {tickets.key_id(key): key}, time.time(), purpose=tickets.UPLOAD, sha256=sha(1),
+                            me="b", size=10)
+    assert (claims.sub, claims.aud) == ("a", "b")
     assert a.heartbeat().get_json()["replicate"] == []  # handed out once
     detail = client.get(f"/api/v1/files/{sha(1)}").get_json()["replication"]
     assert detail["live_holders"] == 1 and [p["to_peer_id"] for p in detail["pending"]] == ["b"]
@@ -57,7 +65,9 @@ def test_heartbeat_hands_out_a_copy_then_it_completes(repl_client):
     assert summary["below_target"] == 1 and summary["pending_copies"] == 1 and summary["unplaceable"] == 0
     b.add_files([entry("doc.pdf", n=1)])  # the backup indexes what it received
     detail = client.get(f"/api/v1/files/{sha(1)}").get_json()["replication"]
-    assert detail == {"target": 2, "live_holders": 2, "pending": [], "withdrawn": False}
+    # The confirmed push proved b's copy; a's own claim is still unproven: 1 + min(1, 1) = 2 copies.
+    assert detail == {"target": 2, "live_holders": 2, "pending": [], "withdrawn": False,
+                      "proven": 1, "unproven": 1, "refuted": 0}
     assert client.get("/api/v1/replication").get_json()["at_target"] == 1
     assert a.heartbeat().get_json()["replicate"] == [] and b.heartbeat().get_json()["replicate"] == []
 
@@ -109,6 +119,7 @@ def test_dead_holder_triggers_new_copy(make_app):
     a = login(client, "a", files=[entry("x", n=1)])
     b = login(client, "b", files=[entry("x", n=1)])
     login(client, "c")
+    client.application.extensions["p2p"].store.set_proof("b", sha(1), 1, 0.0)  # b's is a real copy
     assert a.heartbeat().get_json()["replicate"] == []
     client.post("/api/v1/logout", headers=b.auth)
     assert [o["to_peer_id"] for o in a.heartbeat().get_json()["replicate"]] == ["c"]

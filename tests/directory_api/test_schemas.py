@@ -62,7 +62,10 @@ def test_secret_accepts(value):
 
 @pytest.mark.parametrize("value", [
     "nohost", "host:", ":50051", "host:0", "host:65536", "host:-1", "host:5o", "host:٥٠", "ho st:1",
-    "-host:1", "::1:50051", "[::1", "host:1:2", "host:080", 50051, None,
+    "-host:1", "::1:50051", "[::1", "host:1:2", "host:080", 50051,
+    # issue 12: parsed, not matched: what a pattern alone let through
+    "[:::::]:5", "[1::2::3]:5", "999.1.1.1:5", "1.2.3:5", "a_b.example:5", "host-.example:5", "a..b:5",
+    "0.0.0.0:5", "[::]:5", "224.0.0.1:5", "[fe80::1%eth0]:5", "x" * 64 + ".example:5", "é.example:5",
 ])
 def test_grpc_address_rejects(value):
     assert field_of(schemas.LoginRequest, {**LOGIN, "grpc_address": value}) == "grpc_address"
@@ -71,6 +74,16 @@ def test_grpc_address_rejects(value):
 @pytest.mark.parametrize("value", ["127.0.0.1:50051", "peer.example.org:1", "[::1]:65535", "localhost:8080"])
 def test_grpc_address_accepts(value):
     assert schemas.LoginRequest.model_validate({**LOGIN, "grpc_address": value}).grpc_address == value
+
+
+@pytest.mark.parametrize("value, canonical", [("Peer.Example.ORG.:1", "peer.example.org:1"),
+                                              ("[0:0::1]:5", "[::1]:5"), ("[::FFFF:A00:1]:5", "[::ffff:a00:1]:5")])
+def test_grpc_address_is_kept_in_one_spelling(value, canonical):
+    assert schemas.LoginRequest.model_validate({**LOGIN, "grpc_address": value}).grpc_address == canonical
+
+
+def test_no_grpc_address_is_a_client_login():
+    assert schemas.LoginRequest.model_validate({**LOGIN, "grpc_address": None}).grpc_address is None
 
 
 @pytest.mark.parametrize("value", [-1, 2**63, 1.5, float(2**63), "1", True, False])

@@ -21,8 +21,8 @@ def _demo_env():
     return env
 
 
-def _run_demo(root, big_mib=5, timeout=90):
-    return subprocess.run([sys.executable, str(DEMO), "--root", str(root), "--big-mib", str(big_mib)],
+def _run_demo(root, big_mib=5, timeout=90, extra=()):
+    return subprocess.run([sys.executable, str(DEMO), "--root", str(root), "--big-mib", str(big_mib), *extra],
                           cwd=ROOT, env=_demo_env(), stdin=subprocess.DEVNULL, capture_output=True,
                           text=True, timeout=timeout)
 
@@ -117,3 +117,15 @@ def test_demo_rejects_a_big_file_size_below_one_mib(tmp_path):
                           cwd=ROOT, env=_demo_env(), capture_output=True, text=True, timeout=30)
     assert done.returncode == 2
     assert "--big-mib must be at least 1" in done.stderr
+
+
+def test_demo_over_tls(tmp_path):
+    """`make demo-tls`: certificates from `p2p certs`, the same story over TLS, plaintext refused in one line."""
+    done = _run_demo(tmp_path / "demo", extra=("--tls",))
+    transcript = done.stdout + done.stderr
+    assert done.returncode == 0, transcript
+    for expected in ("over TLS", "$ p2p certs ", "$ export P2P_TLS_CA=", "sha256 matches",
+                     "2 holders", "serves TLS and we dialed plaintext", "every step worked"):
+        assert expected in transcript, f"{expected!r} missing from:\n{transcript}"
+    assert "[tls]" in (tmp_path / "demo" / "peer1.ini").read_text()
+    assert not [pid for pid in _started_pids(transcript) if _alive(pid)], transcript

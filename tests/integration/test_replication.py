@@ -101,8 +101,9 @@ def test_owner_crash_backup_serves_and_target_is_restored(directory_factory, pee
     assert on_disk(peer[backup], "shared/report.pdf") == data
     assert on_disk(peer[third], "shared/report.pdf") is None  # R = 2: one backup, not two
     a.wait_for_output(rf"replicated shared/report.pdf .* to {backup}", timeout=5)
+    # The backup's copy is proven by the push it confirmed; the owner's claim is unproven.
     assert replication_of(directory, digest) == {"target": 2, "live_holders": 2, "pending": [],
-                                                 "withdrawn": False}
+                                                 "withdrawn": False, "proven": 1, "unproven": 1, "refuted": 0}
 
     a.kill()
     killed = time.monotonic()
@@ -190,7 +191,7 @@ def test_no_eligible_backup_stays_below_target_without_looping(directory_factory
 
     assert holders_of(directory.url, digest) == ["a"]
     assert replication_of(directory, digest) == {"target": 2, "live_holders": 1, "pending": [],
-                                                 "withdrawn": False}
+                                                 "withdrawn": False, "proven": 0, "unproven": 1, "refuted": 0}
     summary = api(directory, "/replication")
     assert (summary["files_total"], summary["below_target"], summary["at_target"], summary["unplaceable"],
             summary["pending_copies"]) == (1, 1, 0, 1, 0)
@@ -217,7 +218,7 @@ def test_r1_copies_nothing(directory_factory, peer_factory):
     assert on_disk(b, "x.bin") is None
     assert plans(directory) == [] and pushes(a) == []
     assert replication_of(directory, digest) == {"target": 1, "live_holders": 1, "pending": [],
-                                                 "withdrawn": False}
+                                                 "withdrawn": False, "proven": 0, "unproven": 1, "refuted": 0}
     summary = api(directory, "/replication")
     assert (summary["at_target"], summary["below_target"], summary["unplaceable"]) == (1, 0, 0)
 
@@ -276,7 +277,7 @@ def test_owner_delete_and_withdrawal(directory_factory, peer_factory, how, repli
         assert holders_of(directory.url, digest) == [backup]
         assert on_disk(third, "doc.txt") is None
         assert replication_of(directory, digest) == {"target": 2, "live_holders": 1, "pending": [],
-                                                     "withdrawn": True}
+                                                     "withdrawn": True, "proven": 1, "unproven": 0, "refuted": 0}
         summary = api(directory, "/replication")
         assert (summary["below_target"], summary["withdrawn"], summary["unplaceable"]) == (1, 1, 0)
     assert on_disk(a, "doc.txt") is None and "stored doc.txt" not in a.output

@@ -16,6 +16,7 @@ def _seed(store, n=300):
               "token_hash": f"tok{i}"} for i in range(5)]
     rows = [{"peer_id": f"p{i % 5}", "name": f"album/track {i:03}.ogg", "sha256": sha(i), "size": i,
              "piece_size": 4 if i % 2 else None, "pieces": [sha(i)] if i % 2 else None} for i in range(n)]
+    rows[2]["proof"] = 1  # a seeded copy may come proven; the others are claims
     return now, bulk_seed(store, peers, rows)
 
 
@@ -23,7 +24,7 @@ def test_bulk_load_leaves_every_index_and_a_searchable_store(store):
     now, counts = _seed(store)
     assert counts == (5, 300)
     indexes = {i["name"] for i in inspect(store.engine).get_indexes("p2p_files")}
-    expected = {"p2p_files_sha256", "p2p_files_peer_sha256"}
+    expected = {"p2p_files_sha256", "p2p_files_peer_sha256", "p2p_files_proof"}
     if store.dialect == "postgresql":
         expected |= set(POSTGRES_SEARCH_INDEXES)
     assert expected <= indexes
@@ -31,6 +32,7 @@ def test_bulk_load_leaves_every_index_and_a_searchable_store(store):
         [f"album/track 12{d}.ogg" for d in range(5)]
     assert store.file_detail(sha(1), now - 10, now)["pieces"] == [sha(1)]
     assert store.authenticate("tok3", now - 10) == "p3"
+    assert store.entry_proof("p2", sha(2)) == 1 and store.entry_proof("p3", sha(3)) == 0
 
 
 def test_explain_gives_each_hot_statement_its_plan(store):

@@ -7,7 +7,7 @@ from sqlalchemy import text
 
 from directory_api.store.copies import cancel_copies_of
 from directory_api.store.writelock import WriteLock
-from tests.directory_api.store.helpers import LIVE, NOW, add_peer
+from tests.directory_api.store.helpers import LIVE, NOW, add_peer, prove
 from tests.fixtures.directory import entry, sha
 from tests.integration.helpers import wait_until
 
@@ -20,7 +20,7 @@ def test_pending_copy_is_unique_and_completes_on_index(store):
     assert store.add_pending_copy(sha(1), "x", 10, "a", "b", NOW, NOW + 30)
     assert not store.add_pending_copy(sha(1), "x", 10, "a", "b", NOW, NOW + 30)  # already planned
     handouts = store.take_handouts("a", NOW)
-    assert handouts == [{"sha256": sha(1), "name": "x", "to_peer_id": "b",
+    assert handouts == [{"sha256": sha(1), "name": "x", "to_peer_id": "b", "size": 10,
                          "to_address": store.peer("b")["grpc_address"]}]
     assert store.take_handouts("a", NOW) == []  # handed out once
     assert len(store.pending_for(sha(1), NOW)) == 1
@@ -64,6 +64,7 @@ def test_under_replicated_for_holder(store):
     add_peer(store, "a", files=[entry("x", n=1), entry("y", n=2)])
     add_peer(store, "b", files=[entry("y", n=2)])
     add_peer(store, "c")
+    prove(store, "b", sha(2))  # a real second copy of y; a's claims are unproven
     short = store.under_replicated_for_holder("a", 2, LIVE, NOW, 10)
     assert [(s["sha256"], s["live_holders"], s["pending"], s["need"]) for s in short] == [(sha(1), 1, 0, 1)]
     store.add_pending_copy(sha(1), "x", 10, "a", "c", NOW, NOW + 30)
@@ -152,6 +153,8 @@ def test_replication_counts(store):
     add_peer(store, "a", files=[entry("x", n=1), entry("y", n=2), entry("z", n=3)])
     add_peer(store, "b", files=[entry("y", n=2), entry("z", n=3)])
     add_peer(store, "c", files=[entry("z", n=3)], accept_uploads=False)
+    prove(store, "b", sha(2), sha(3))
+    prove(store, "c", sha(3))
     counts = store.replication_counts(2, LIVE, NOW, 4)
     assert counts == {"target": 2, "files_total": 3, "at_target": 1, "below_target": 1, "above_target": 1,
                       "pending_copies": 0, "unplaceable": 0, "withdrawn": 0}  # b can take x

@@ -1,5 +1,5 @@
 """directory_api.store.index: replacing, upserting, deleting and browsing a peer's index."""
-from tests.directory_api.store.helpers import LIVE, NOW, add_peer
+from tests.directory_api.store.helpers import LIVE, NOW, add_peer, prove
 from tests.fixtures.directory import entry, sha
 
 
@@ -74,6 +74,7 @@ def test_withdraw_stops_planning_until_the_peer_shares_again(store):
     add_peer(store, "a", files=[entry("x", n=1)])
     add_peer(store, "b", files=[entry("x", n=1)])
     add_peer(store, "c")
+    prove(store, "b", sha(1))
     store.add_pending_copy(sha(1), "x", 10, "b", "c", NOW, NOW + 30)
     assert store.delete_file("a", sha(1), NOW, withdraw=True) == 1
     assert store.is_withdrawn(sha(1)) and store.pending_for(sha(1), NOW) == []
@@ -81,6 +82,7 @@ def test_withdraw_stops_planning_until_the_peer_shares_again(store):
     assert store.under_replicated_for_holder("b", 3, LIVE, NOW, 10) == []
     assert store.replication_counts(3, LIVE, NOW, 4)["withdrawn"] == 1
     store.upsert_files("a", [entry("x again", n=1)])
+    prove(store, "a", sha(1))
     assert not store.is_withdrawn(sha(1))
     assert store.under_replicated_for_holder("b", 3, LIVE, NOW, 10)[0]["need"] == 1
 

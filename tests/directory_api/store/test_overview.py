@@ -1,5 +1,5 @@
 """directory_api.store.overview: the counts behind /metrics and the dashboard's short lists."""
-from tests.directory_api.store.helpers import LIVE, NOW, add_peer
+from tests.directory_api.store.helpers import LIVE, NOW, add_peer, prove
 from tests.fixtures.directory import entry, sha
 
 
@@ -7,6 +7,7 @@ def seed(store):
     add_peer(store, "a", files=[entry("shared.txt"), entry("only-a.txt")])
     add_peer(store, "b", last_seen=NOW - 5, files=[entry("shared.txt")])
     add_peer(store, "dead", last_seen=LIVE - 1, files=[entry("dead-only.txt"), entry("only-a.txt")])
+    prove(store, "b", sha("shared.txt"))  # a real second copy: the counting rule counts two
 
 
 def test_counts_see_only_live_peers_and_their_files(store):
@@ -38,6 +39,13 @@ def test_live_peer_rows_most_recent_first_with_their_file_counts(store):
     assert [(r["peer_id"], r["files"], r["last_seen"]) for r in rows] == [("a", 2, NOW), ("b", 1, NOW - 5)]
     assert rows[0]["grpc_address"].startswith("127.0.0.1:")
     assert [r["peer_id"] for r in store.live_peer_rows(LIVE, 1)] == ["a"]
+
+
+def test_unproven_claims_count_as_one_copy_together(store):
+    seed(store)
+    store.set_proof("b", sha("shared.txt"), 0, NOW)
+    assert store.overview_counts(2, LIVE, NOW)["below_target"] == 2
+    assert [r["holders"] for r in store.replication_rows(LIVE, 10)] == [1, 1]
 
 
 def test_replication_rows_fewest_holders_first(store):

@@ -90,5 +90,35 @@ def test_an_index_whose_columns_changed_is_built_again(tmp_path):
     store = Store(url)
     store.create_schema()
     found = {i["name"]: i["column_names"] for i in inspect(store.engine).get_indexes("p2p_files")}
-    assert found["p2p_files_sha256"] == ["sha256", "id", "peer_id"]
+    assert found["p2p_files_sha256"] == ["sha256", "id", "peer_id", "proof"]
+    store.dispose()
+
+
+def test_an_older_files_table_gets_the_proof_columns_and_their_index(tmp_path):
+    """Entries indexed before claims had proofs come back unproven, and the audit queue's index is built."""
+    from sqlalchemy import create_engine, inspect
+
+    from directory_api.store import Store
+
+    url = f"sqlite:///{tmp_path}/old-files.db"
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE p2p_peers (peer_id VARCHAR(64) PRIMARY KEY, secret_hash VARCHAR(255) "
+                             "NOT NULL, token_hash VARCHAR(64), grpc_address VARCHAR(300) NOT NULL, last_seen FLOAT "
+                             "NOT NULL, accept_uploads BOOLEAN NOT NULL, free_bytes BIGINT, registered_at FLOAT NOT "
+                             "NULL, planned_at FLOAT NOT NULL, ring BIGINT NOT NULL DEFAULT 0)")
+        conn.exec_driver_sql("CREATE TABLE p2p_files (id INTEGER PRIMARY KEY, peer_id VARCHAR(64) NOT NULL "
+                             "REFERENCES p2p_peers (peer_id) ON DELETE CASCADE, name TEXT NOT NULL, sha256 VARCHAR(64) "
+                             "NOT NULL, size BIGINT NOT NULL, piece_size BIGINT, pieces TEXT)")
+        conn.exec_driver_sql("CREATE INDEX p2p_files_sha256 ON p2p_files (sha256, id, peer_id)")
+        conn.exec_driver_sql("INSERT INTO p2p_peers VALUES ('old', 'h', NULL, '', 0, 1, NULL, 0, 0, 0)")
+        conn.exec_driver_sql("INSERT INTO p2p_files VALUES (1, 'old', 'x', '" + "a" * 64 + "', 3, NULL, NULL)")
+    engine.dispose()
+    store = Store(url)
+    store.create_schema()
+    indexes = {i["name"]: i["column_names"] for i in inspect(store.engine).get_indexes("p2p_files")}
+    assert indexes["p2p_files_proof"] == ["proof", "proof_at"]
+    assert indexes["p2p_files_sha256"] == ["sha256", "id", "peer_id", "proof"]
+    with store.read() as conn:
+        assert conn.exec_driver_sql("SELECT proof, proof_at FROM p2p_files").one() == (0, 0)
     store.dispose()

@@ -102,18 +102,32 @@ def test_mark_planned(store):
     assert store.lease_session("t", LIVE, NOW).planned_at == NOW + 3
 
 
-def test_delete_dead_peers_cascades(store):
+def test_reaping_dead_peers_forgets_their_index_and_copies_but_not_their_secret(store):
     add_peer(store, "old", last_seen=NOW - 1000, files=[entry("x", n=1)])
     add_peer(store, "a", files=[entry("y", n=2)])
     store.add_pending_copy(sha(2), "y", 10, "a", "old", NOW, NOW + 30)
-    assert store.delete_dead_peers(NOW - 500) == 1
-    assert store.peer("old") is None and store.pending_for(sha(2), NOW) == []
-    assert store.search("", 0, 10)["results"][0]["sha256"] == sha(2)
+    assert store.reap_dead_peers(NOW - 500) == 1
+    assert store.secret_hash("old") == "hash" and not store.register_peer("old", "other", NOW)
+    assert store.peer_files("old") == [] and store.pending_for(sha(2), NOW) == []
+    assert [r["sha256"] for r in store.search("", 0, 10)["results"]] == [sha(2)]
+    assert store.reap_dead_peers(NOW - 500) == 0  # a reaped peer is passed by
+    # it logs in again as ever
+    store.start_session("old", "t-again", "127.0.0.1:1", NOW, files_=[entry("x", n=1)])
+    assert store.authenticate("t-again", LIVE) == "old"
+
+
+def test_forget_peer_releases_the_peer_id(store):
+    add_peer(store, "a", files=[entry("y", n=2)])
+    store.start_client_session("a", "ct", NOW, NOW + 60)
+    assert store.forget_peer("a") and not store.forget_peer("a")
+    assert store.secret_hash("a") is None and store.authenticate_client("ct", NOW) is None
+    assert store.search("", 0, 10)["results"] == []
+    assert store.register_peer("a", "new", NOW)
 
 
 def test_sweep_forgets_withdrawals_of_vanished_files(store):
     add_peer(store, "a", files=[entry("x", n=1)])
     store.delete_file("a", sha(1), NOW, withdraw=True)
     assert store.is_withdrawn(sha(1))
-    store.delete_dead_peers(0.0)
+    store.reap_dead_peers(NOW + 1)
     assert not store.is_withdrawn(sha(1))

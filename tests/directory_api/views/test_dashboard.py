@@ -1,12 +1,18 @@
 """The dashboard blueprint: the page at /, its overview fragment, its search, and what it records."""
 import re
+import zlib
 
 import pytest
 
 from directory_api.views import dashboard
 from tests.fixtures.directory import entry
 
-LOGIN = {"secret": "s3cret", "grpc_address": "127.0.0.1:50051"}
+LOGIN = {"secret": "s3cret"}
+
+
+def address(peer_id):
+    """A port of its own for each peer_id: another live peer's address is refused (409)."""
+    return f"127.0.0.1:{50000 + zlib.crc32(peer_id.encode()) % 10000}"
 
 
 @pytest.fixture(autouse=True)
@@ -26,7 +32,9 @@ def test_the_page_shows_live_peers_and_files_against_the_target(make_app):
     app = make_app(replication=2)
     client = app.test_client()
     for peer_id, files in (("alice", [entry("both.txt"), entry("lonely.txt")]), ("bob", [entry("both.txt")])):
-        assert client.post("/api/v1/login", json={"peer_id": peer_id, **LOGIN, "files": files}).status_code == 200
+        assert client.post("/api/v1/login", json={"peer_id": peer_id, **LOGIN, "grpc_address": address(peer_id),
+                                                    "files": files}).status_code == 200
+    app.extensions["p2p"].store.set_proof("bob", entry("both.txt")["sha256"], 1, 0.0)  # a real second copy
     page = html(client, "/").get_data(as_text=True)
     assert sorted(re.findall(r'data-peer-id="([^"]+)"', page)) == ["alice", "bob"]
     assert 'id="count-peers">2<' in page and 'id="count-files">2<' in page and 'id="count-below">1<' in page
@@ -80,8 +88,9 @@ def test_removals_show_logout_unreachable_report_and_lapsed_lease(make_app, cloc
     app = make_app(clock=clock, lease_s=10)
     client = app.test_client()
 
-    def login(peer_id, address="127.0.0.1:50051"):
-        answer = client.post("/api/v1/login", json={"peer_id": peer_id, "secret": "s", "grpc_address": address})
+    def login(peer_id, at=None):
+        answer = client.post("/api/v1/login", json={"peer_id": peer_id, "secret": "s",
+                                                    "grpc_address": at or address(peer_id)})
         return {"Authorization": f"Bearer {answer.get_json()['token']}"}
 
     leaving, reporter = login("leaving"), login("reporter")

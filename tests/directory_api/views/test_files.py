@@ -54,7 +54,8 @@ def test_file_detail(client, peer_client):
     assert body["names"] == ["big.iso", "same.iso"]
     assert [h["peer_id"] for h in body["holders"]] == ["a", "b"]
     assert body["piece_size"] == MIN_PIECE_SIZE and body["pieces"] == pieces
-    assert body["replication"] == {"target": 1, "live_holders": 2, "pending": [], "withdrawn": False}
+    assert body["replication"] == {"target": 1, "live_holders": 2, "pending": [], "withdrawn": False,
+                                   "proven": 0, "unproven": 2, "refuted": 0}
 
 
 def test_file_detail_errors(client):

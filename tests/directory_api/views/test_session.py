@@ -1,6 +1,8 @@
 """The session blueprint: login, logout, heartbeat."""
 import pytest
 
+from directory_api import auth
+
 from tests.fixtures.directory import entry
 from tests.integration.helpers import wait_until
 
@@ -23,8 +25,11 @@ def test_secret_and_token_are_stored_hashed(app, client):
     store = app.extensions["p2p"].store
     with store.read() as conn:
         row = conn.exec_driver_sql("SELECT secret_hash, token_hash FROM p2p_peers").one()
-    assert "pw" not in row.secret_hash and row.secret_hash.startswith(("scrypt:", "pbkdf2:"))
-    assert token not in row.token_hash and len(row.token_hash) == 64
+    # A short secret such as "pw" can occur in the random salt by chance: check the hash's form
+    # and that it is the secret's hash, not a search for the secret's letters.
+    assert row.secret_hash.startswith(("scrypt:", "pbkdf2:")) and row.secret_hash != GOOD["secret"]
+    assert auth.secret_matches(row.secret_hash, GOOD["secret"])
+    assert row.token_hash == auth.token_hash(token) and token not in row.token_hash
 
 
 def test_login_with_files_indexes_them(client):
@@ -41,7 +46,6 @@ BAD_LOGINS = [
     ({k: v for k, v in GOOD.items() if k != "secret"}, "secret"),
     ({**GOOD, "secret": ""}, "secret"),
     ({**GOOD, "secret": None}, "secret"),
-    ({k: v for k, v in GOOD.items() if k != "grpc_address"}, "grpc_address"),
     ({**GOOD, "grpc_address": "nohost"}, "grpc_address"),
     ({**GOOD, "grpc_address": "host:0"}, "grpc_address"),
     ({**GOOD, "grpc_address": "host:70000"}, "grpc_address"),
@@ -70,7 +74,7 @@ def test_login_rejects_non_object_json(client):
 def test_heartbeat_renews_and_reports_state(app, client, peer_client):
     alice = peer_client("alice")
     r = alice.heartbeat()
-    assert r.status_code == 200 and r.get_json() == {"lease_s": 2, "replicate": []}
+    assert r.status_code == 200 and r.get_json() == {"lease_s": 2, "replicate": [], "verify": [], "audit": []}
     assert alice.heartbeat(free_bytes=123, accept_uploads=False).status_code == 200
     # No lease writer runs: the heartbeat wrote its own renewal before it was answered.
     peer = client.get("/api/v1/peers").get_json()[0]
