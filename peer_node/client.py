@@ -9,7 +9,8 @@ import grpc
 from peer_node import tls
 from peer_node.config import MAX_MESSAGE_BYTES
 from peer_node.errors import (AlreadyExists, Busy, ChecksumMismatch, InvalidRequest, NotFound,
-                              OutOfRange, PeerUnavailable, RemoteError, UploadRejected)
+                              OutOfRange, PeerUnavailable, RemoteError, TicketRefused, TicketRequired,
+                              UploadRejected)
 from peer_node.wire import decode_chunk
 from protos import p2p_pb2, p2p_pb2_grpc
 from protos.tickets import METADATA_KEY, bearer
@@ -77,6 +78,10 @@ def translate(exc, address, name=""):
         return RemoteError(address, "PROTOCOL", f"sent a message over the size limit ({detail})")
     elif code is grpc.StatusCode.RESOURCE_EXHAUSTED:
         err = Busy(detail)
+    elif code is grpc.StatusCode.UNAUTHENTICATED:
+        err = TicketRequired(detail)
+    elif code is grpc.StatusCode.PERMISSION_DENIED and "ticket" in detail.lower():
+        err = TicketRefused(detail)  # every refusal of the peer's ticket check names the ticket
     elif code is grpc.StatusCode.PERMISSION_DENIED:
         err = UploadRejected(detail)
     else:

@@ -131,9 +131,15 @@ class DirectoryClient:
 
     # -- the contract --------------------------------------------------------------------
 
-    def login(self, peer_id, secret, grpc_address, files=None, accept_uploads=None, free_bytes=None):
-        """POST /login; keeps the token; returns the answer (token, peer_id, lease_s, registered)."""
-        body = {"peer_id": peer_id, "secret": secret, "grpc_address": grpc_address}
+    def login(self, peer_id, secret, grpc_address=None, files=None, accept_uploads=None, free_bytes=None):
+        """POST /login; keeps the token; returns the answer (token, peer_id, lease_s, registered, directory_key).
+
+        Without grpc_address it is a client session: it may search, ask for tickets and report,
+        but never makes peer_id look live.
+        """
+        body = {"peer_id": peer_id, "secret": secret}
+        if grpc_address is not None:
+            body["grpc_address"] = grpc_address
         if files is not None:
             body["files"] = files
         if accept_uploads is not None:

@@ -42,7 +42,7 @@ class Progress:
         self.clock = clock
         self._t0 = clock()
         self._start_at = None  # bytes already there when this run began (a resumed download)
-        self._last_step = -1
+        self._last_step = 0  # plain lines start at the first 10 %: nothing moved is not a step
         self._states = {}  # peer_id -> state last shown
         self._last_draw = 0.0
         self._bar = None  # the rich display, made on the first update on a terminal

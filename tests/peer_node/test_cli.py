@@ -30,8 +30,11 @@ def runner(monkeypatch, tmp_path):
 
 @pytest.fixture
 def directory(directory_factory):
-    """A real directory with a 30 s lease: a peer that logged in over REST stays live for the whole test."""
-    return directory_factory(lease=30)
+    """A real directory with a 30 s lease: a peer that logged in over REST stays live for the whole test.
+
+    An open network (--open-downloads), so `p2p get` without an identity gets its tickets.
+    """
+    return directory_factory(lease=30, extra_args=("--open-downloads",))
 
 
 @pytest.fixture
