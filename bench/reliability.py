@@ -117,7 +117,8 @@ def fetch(url: str, digest: str, out: Path, cwd: Path) -> tuple[bool, str]:
     """`python -m peer_node get` the file into out; answers (verified, detail)."""
     try:
         r = subprocess.run([sys.executable, "-m", "peer_node", "get", digest, "--out", str(out),
-                            "--directory", url, "--json"], cwd=cwd, env={**os.environ, **PY_ENV},
+                            "--directory", url, "--json", "--peer-id", "bench-reader", "--secret",
+                            "bench-reader-secret"], cwd=cwd, env={**os.environ, **PY_ENV},  # tickets: a client
                            capture_output=True, text=True, timeout=GET_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         return False, f"timed out after {GET_TIMEOUT_S} s"

@@ -10,16 +10,18 @@ import threading
 import click
 
 from peer_node import session
+from peer_node.access import NEEDS_IDENTITY, TicketBook, client_login
 from peer_node.client import PeerClient
 from peer_node.config import SERVE_REQUIRED, load_config
 from peer_node.directory import DirectoryClient
 from peer_node.errors import ConfigError, Interrupted, P2PError, Unauthorized
 from peer_node.folder import check_name
-from peer_node.hashing import hash_file
+from peer_node.hashing import hash_file, is_sha256
 from peer_node.progress import Progress, human_size
 from peer_node.swarm_state import CancelToken
 from peer_node.tls import use as use_tls
 from peer_node.transfer import destination, download, find_file
+from protos.rules import SHA256_RULE
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,14 @@ def _directory_options(fn):
                       help="Directory URL (several comma-separated); else P2P_DIRECTORY or the config.")(fn)
     fn = click.option("--config", "config_path", type=click.Path(dir_okay=False),
                       help="peerConfig.ini to read (default: ./peerConfig.ini when present).")(fn)
+    return fn
+
+
+def _identity_options(fn):
+    """--peer-id/--secret: who a client command is (else P2P_PEER_ID/P2P_SECRET, else the --config file)."""
+    fn = click.option("--secret", help="The peer id's secret (else P2P_SECRET or the config).")(fn)
+    fn = click.option("--peer-id", help="Ask for tickets as this peer id, in a client session that never "
+                      "makes it look live (else P2P_PEER_ID or the config).")(fn)
     return fn
 
 
@@ -114,7 +124,7 @@ def main(ctx, verbose):
 @click.option("--advertise", metavar="HOST:PORT", help="Address others dial, when not host:port.")
 @click.option("--chunk-size", help="Bytes per streamed message (default 1MiB).")
 @click.option("--upload-rate-limit", help="Bytes/s per outgoing transfer, 0 = unlimited.")
-@click.option("--max-upload-bytes", help="Largest upload accepted, 0 = unlimited.")
+@click.option("--max-upload-bytes", help="Largest upload accepted (default 4GiB; 0 = as large as the disk allows).")
 @click.option("--accept-uploads/--no-accept-uploads", default=None, help="Accept Upload calls.")
 @click.option("--rescan-interval", help="Seconds between folder rescans (default 5).")
 @click.option("--metrics-port", help="Serve Prometheus metrics on this port (0 = any free one; default off).")
@@ -216,15 +226,19 @@ def search(query, limit, as_json, config_path, directory):
               "download is verified.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable result.")
 @_directory_options
+@_identity_options
 @_user_errors
-def get(ref, out, parallel, stall_timeout, force, as_json, config_path, directory):
+def get(ref, out, parallel, stall_timeout, force, as_json, config_path, directory, peer_id, secret):
     """Download a file by sha256 or exact name from its holders, verified piece by piece, resumable."""
-    cfg = _client_config(config_path, directory, parallel_sources=parallel, stall_timeout=stall_timeout)
+    cfg = _client_config(config_path, directory, parallel_sources=parallel, stall_timeout=stall_timeout,
+                         peer_id=peer_id, secret=secret)
     token = CancelToken()
     restore = _cancel_on_signals(token)
     try:
         dirclient = DirectoryClient(cfg.directory)
+        client_login(dirclient, cfg.peer_id, cfg.secret)
         record = find_file(dirclient, ref)
+        ticket = TicketBook(dirclient, record.sha256)  # asked when the download starts, renewed as it goes
         default_dir = cfg.folder if cfg.folder else os.getcwd()
         dest = destination(out, record.name, default_dir)
         bar = Progress(os.path.basename(dest))
@@ -233,7 +247,7 @@ def get(ref, out, parallel, stall_timeout, force, as_json, config_path, director
                               on_unreachable=_unreachable_reporter(cfg),
                               on_corrupt=_corrupt_reporter(dirclient, cfg),
                               parallel=cfg.parallel_sources, stall_timeout=cfg.stall_timeout,
-                              force=force, cancel=token)
+                              force=force, cancel=token, ticket=ticket)
         finally:
             bar.finish()
     except (Interrupted, _Signalled) as exc:
@@ -381,14 +395,43 @@ def ls(address, prefix, as_json):
 @click.argument("path", metavar="FILE", type=click.Path(exists=True, dir_okay=False))
 @click.argument("address", metavar="HOST:PORT")
 @click.option("--name", help="Name to store it under (default: the file's name).")
+@click.option("--holder", metavar="PEER_ID", help="The target's peer id (default: the live peer the directory "
+              "lists at HOST:PORT).")
+@_directory_options
+@_identity_options
 @_user_errors
-def put(path, address, name):
-    """Upload FILE to the peer at HOST:PORT (it checks size and sha256 before keeping it)."""
+def put(path, address, name, holder, config_path, directory, peer_id, secret):
+    """Upload FILE to the peer at HOST:PORT with an upload ticket (it checks size and sha256 before keeping it)."""
     name = check_name(name or os.path.basename(path))
     digest = hash_file(path)
-    with PeerClient(address) as peer:
+    cfg = load_config(config_path, {"directory": directory, "peer_id": peer_id, "secret": secret})
+    ticket = _upload_ticket(cfg, address, holder, digest) if cfg.directory else None
+    if ticket is None:
+        log.info("no directory configured: uploading without a ticket (a peer that asks for one refuses)")
+    with PeerClient(address, ticket=ticket) as peer:
         stored = peer.upload(path, name, digest.size, digest.sha256)
     click.echo(f"uploaded {stored.name} ({stored.size} bytes, sha256 {stored.sha256}) to {address}")
+
+
+def _upload_ticket(cfg, address, holder, digest):
+    """An upload ticket for digest to the peer at address (or holder), asked in a client session."""
+    dirclient = DirectoryClient(cfg.directory)
+    try:
+        if client_login(dirclient, cfg.peer_id, cfg.secret) is None:
+            raise P2PError(f"an upload needs a ticket from the directory: {NEEDS_IDENTITY}")
+        holder = holder or _peer_at(dirclient, address)
+        ticket, _ = dirclient.ticket(digest.sha256, "upload", holder, digest.size)
+        return ticket
+    finally:
+        dirclient.close()
+
+
+def _peer_at(dirclient, address):
+    """The peer_id of the live peer at grpc address, by the directory; P2PError when there is none."""
+    for p in dirclient.peers():
+        if p.get("grpc_address") == address:
+            return p.get("peer_id")
+    raise P2PError(f"no live peer is listed at {address} by the directory: give its peer id with --holder")
 
 
 @main.command()
@@ -408,3 +451,36 @@ def peers(as_json, config_path, directory):
         files = p.get("files")
         count = len(files) if isinstance(files, list) else files
         click.echo(f"{p.get('peer_id')}  {p.get('grpc_address')}  files: {count}  last seen: {p.get('last_seen')}")
+
+
+@main.command("ticket")
+@click.argument("sha256", metavar="SHA256")
+@click.option("--purpose", type=click.Choice(["download", "upload"]), default="download", show_default=True)
+@click.option("--holder", metavar="PEER_ID", help="The peer that serves (download) or receives (upload) it; "
+              "required for an upload.")
+@click.option("--size", type=click.IntRange(0), help="Upload: the file's size, when the directory does not know it yet.")
+@click.option("--json", "as_json", is_flag=True, help="Print {ticket, expires_at}.")
+@_directory_options
+@_identity_options
+@_user_errors
+def ticket_command(sha256, purpose, holder, size, as_json, config_path, directory, peer_id, secret):
+    """Print a transfer ticket for SHA256, e.g. for grpcurl -H "authorization: Bearer $TICKET"."""
+    if not is_sha256(sha256):
+        raise click.BadParameter(f"must be {SHA256_RULE}", param_hint="SHA256")
+    if purpose == "upload" and not holder:
+        raise click.UsageError("an upload ticket names its target: give --holder PEER_ID")
+    cfg = _client_config(config_path, directory, peer_id=peer_id, secret=secret)
+    dirclient = DirectoryClient(cfg.directory)
+    try:
+        if client_login(dirclient, cfg.peer_id, cfg.secret) is None and purpose == "upload":
+            raise P2PError(f"an upload ticket needs a logged-in peer: {NEEDS_IDENTITY}")
+        try:
+            text, expires_at = dirclient.ticket(sha256, purpose, holder, size)
+        except Unauthorized as exc:
+            raise P2PError(f"the directory refused a ticket ({exc.detail or exc.title}): {NEEDS_IDENTITY}") from None
+    finally:
+        dirclient.close()
+    if as_json:
+        _echo_json({"ticket": text, "expires_at": expires_at})
+    else:
+        click.echo(text)

@@ -9,9 +9,11 @@ import grpc
 from peer_node import tls
 from peer_node.config import MAX_MESSAGE_BYTES
 from peer_node.errors import (AlreadyExists, Busy, ChecksumMismatch, InvalidRequest, NotFound,
-                              OutOfRange, PeerUnavailable, RemoteError, UploadRejected)
+                              OutOfRange, PeerUnavailable, RemoteError, TicketRefused, TicketRequired,
+                              UploadRejected)
 from peer_node.wire import decode_chunk
 from protos import p2p_pb2, p2p_pb2_grpc
+from protos.tickets import METADATA_KEY, bearer
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +78,10 @@ def translate(exc, address, name=""):
         return RemoteError(address, "PROTOCOL", f"sent a message over the size limit ({detail})")
     elif code is grpc.StatusCode.RESOURCE_EXHAUSTED:
         err = Busy(detail)
+    elif code is grpc.StatusCode.UNAUTHENTICATED:
+        err = TicketRequired(detail)
+    elif code is grpc.StatusCode.PERMISSION_DENIED and "ticket" in detail.lower():
+        err = TicketRefused(detail)  # every refusal of the peer's ticket check names the ticket
     elif code is grpc.StatusCode.PERMISSION_DENIED:
         err = UploadRejected(detail)
     else:
@@ -122,11 +128,16 @@ class DownloadStream:
 
 
 class PeerClient:
-    """A channel to one peer; use as a context manager or call close()."""
+    """A channel to one peer; use as a context manager or call close().
 
-    def __init__(self, address, timeout=10.0):
+    ticket: the transfer ticket sent with Download and Upload, a string or a function that
+    answers a current one (a long download outlives a ticket: peer_node/access.py renews it).
+    """
+
+    def __init__(self, address, timeout=10.0, ticket=None):
         self.address = address
         self.timeout = timeout  # for unary calls; streams run as long as bytes keep coming
+        self.ticket = ticket
         self._channel = tls.channel(address, tls.dialing(), CHANNEL_OPTIONS)  # TLS with [tls] ca (tls.use)
         self._stub = p2p_pb2_grpc.P2PServiceStub(self._channel)
         # Download answers are left as raw bytes and parsed by wire.decode_chunk (zero-copy)
@@ -176,10 +187,16 @@ class PeerClient:
             raise translate(exc, self.address) from None
         return health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status)
 
+    def _metadata(self):
+        """The call metadata that carries the ticket (None without one)."""
+        ticket = self.ticket() if callable(self.ticket) else self.ticket
+        return ((METADATA_KEY, bearer(ticket)),) if ticket else None
+
     def open_download(self, sha256="", name="", offset=0, length=0):
         """Start a Download of the range (length 0: to the end); returns its DownloadStream."""
         call = self._download_raw(
-            p2p_pb2.DownloadRequest(sha256=sha256, name=name, offset=offset, length=length))
+            p2p_pb2.DownloadRequest(sha256=sha256, name=name, offset=offset, length=length),
+            metadata=self._metadata())
         stream = DownloadStream(call, self.address, name or sha256)
         with self._lock:
             self._streams = [s for s in self._streams if not s.finished]
@@ -213,7 +230,7 @@ class PeerClient:
                     yield p2p_pb2.UploadRequest(data=data)
 
         try:
-            answer = self._stub.Upload(requests_())
+            answer = self._stub.Upload(requests_(), metadata=self._metadata())
         except grpc.RpcError as exc:
             raise translate(exc, self.address, name) from None
         return RemoteFile(answer.file.name, answer.file.size, answer.file.sha256)

@@ -9,6 +9,7 @@ from protos.rules import DEFAULT_PIECE_SIZE, MIN_PIECE_SIZE, PEER_ID_RULE, is_pe
 
 DEFAULT_CONFIG_FILE = "peerConfig.ini"
 MiB = 1024 * 1024
+GiB = 1024 * MiB
 MAX_CHUNK_SIZE = 8 * MiB
 # gRPC message limits sit a little above the largest chunk so framing never trips them
 MAX_MESSAGE_BYTES = MAX_CHUNK_SIZE + 64 * 1024
@@ -102,12 +103,18 @@ _SETTINGS = {
     "parallel_sources": ("transfer", "parallel_sources", _ranged(int, 1, 16), 4),
     "stall_timeout": ("transfer", "stall_timeout", _ranged(float, 0.1, 3600), 10.0),
     "upload_rate_limit": ("transfer", "upload_rate_limit", _ranged(parse_size, 0), 0),
-    "max_upload_bytes": ("transfer", "max_upload_bytes", _ranged(parse_size, 0), 0),
+    "max_upload_bytes": ("transfer", "max_upload_bytes", _ranged(parse_size, 0), 4 * GiB),
     "accept_uploads": ("transfer", "accept_uploads", parse_bool, True),
     "rescan_interval": ("transfer", "rescan_interval", _ranged(float, 0.1), 5.0),
     "max_transfers": ("transfer", "max_transfers", _ranged(int, 1, 256), 8),
     # None: no metrics server; 0: any free port (the log says which)
     "metrics_port": ("metrics", "port", parse_port, None),
+    # free disk space an upload must leave behind (the peer's own disk is not the network's)
+    "min_free_bytes": ("transfer", "min_free_bytes", _ranged(parse_size, 0), GiB),
+    # seconds an Upload may take to send its header (a stranger's open stream holds a thread)
+    "header_timeout": ("transfer", "header_timeout", _ranged(float, 0.1, 3600), 5.0),
+    # false only for a closed test bench: then anyone may download and upload
+    "require_tickets": ("transfer", "require_tickets", parse_bool, True),
 }
 SERVE_REQUIRED = ("peer_id", "secret", "folder", "directory")
 _PATHS = {"folder", "tls_cert", "tls_key", "tls_ca", "tls_client_cert", "tls_client_key", "directory_ca"}
@@ -141,11 +148,14 @@ class PeerConfig:
     parallel_sources: int = 4
     stall_timeout: float = 10.0
     upload_rate_limit: int = 0
-    max_upload_bytes: int = 0
+    max_upload_bytes: int = 4 * GiB
     accept_uploads: bool = True
     rescan_interval: float = 5.0
     max_transfers: int = 8
     metrics_port: int = None
+    min_free_bytes: int = GiB
+    header_timeout: float = 5.0
+    require_tickets: bool = True
     source: str = "defaults"
 
     @property

@@ -131,9 +131,15 @@ class DirectoryClient:
 
     # -- the contract --------------------------------------------------------------------
 
-    def login(self, peer_id, secret, grpc_address, files=None, accept_uploads=None, free_bytes=None):
-        """POST /login; keeps the token; returns the answer (token, peer_id, lease_s, registered)."""
-        body = {"peer_id": peer_id, "secret": secret, "grpc_address": grpc_address}
+    def login(self, peer_id, secret, grpc_address=None, files=None, accept_uploads=None, free_bytes=None):
+        """POST /login; keeps the token; returns the answer (token, peer_id, lease_s, registered, directory_key).
+
+        Without grpc_address it is a client session: it may search, ask for tickets and report,
+        but never makes peer_id look live.
+        """
+        body = {"peer_id": peer_id, "secret": secret}
+        if grpc_address is not None:
+            body["grpc_address"] = grpc_address
         if files is not None:
             body["files"] = files
         if accept_uploads is not None:
@@ -230,6 +236,38 @@ class DirectoryClient:
         """POST /peers/{id}/unreachable; returns the directory's verdict ("removed" or "alive")."""
         answer = self.request("POST", f"/peers/{quote(peer_id)}/unreachable", json={}, auth=True)
         return (answer or {}).get("status")
+
+    def keys(self):
+        """GET /keys: the directory's ticket-signing public keys, [{kid, alg, public_key}]."""
+        return (self.request("GET", "/keys") or {}).get("keys") or []
+
+    def ticket(self, sha256, purpose="download", holder=None, size=None):
+        """POST /tickets: (ticket, expires_at) for one transfer; with the session's token when there is one.
+
+        Without a token only an open network's directory grants (download) tickets.
+        """
+        body = {"sha256": sha256, "purpose": purpose}
+        if holder is not None:
+            body["holder"] = holder
+        if size is not None:
+            body["size"] = size
+        answer = self.request("POST", "/tickets", json=body, auth=bool(self.token)) or {}
+        return answer["ticket"], answer.get("expires_at")
+
+    def report_corrupt(self, peer_id, sha256):
+        """POST /peers/{id}/files/{sha256}/corrupt: peer_id served bytes that are not sha256."""
+        return self.request("POST", f"/peers/{quote(peer_id)}/files/{sha256}/corrupt", json={}, auth=True)
+
+    def report_verified(self, peer_id, sha256):
+        """POST /peers/{id}/files/{sha256}/verified: pieces peer_id served verified."""
+        return self.request("POST", f"/peers/{quote(peer_id)}/files/{sha256}/verified", json={}, auth=True)
+
+    def audit_result(self, audit_id, ok, detail=""):
+        """POST /audits/{audit_id}: the auditor's verdict on one audited claim."""
+        body = {"ok": bool(ok)}
+        if detail:
+            body["detail"] = detail
+        return self.request("POST", f"/audits/{quote(str(audit_id))}", json=body, auth=True)
 
 
 def _reason(exc):

@@ -175,3 +175,15 @@ class Interrupted(P2PError):
     def __init__(self, what, detail="", signum=None, result=None):
         self.what, self.signum, self.result = what, signum, result
         super().__init__(f"interrupted: {what}" + (f": {detail}" if detail else ""))
+
+
+class TicketRequired(P2PError):
+    """A Download or Upload came without a ticket (no "authorization: Bearer <ticket>" metadata)."""
+
+    grpc_code = "UNAUTHENTICATED"
+
+
+class TicketRefused(P2PError):
+    """The ticket is not valid for this transfer (forged, expired, another file, purpose, peer or size)."""
+
+    grpc_code = "PERMISSION_DENIED"

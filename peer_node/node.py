@@ -6,7 +6,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from peer_node import session
-from peer_node.directory import DirectoryClient
+from peer_node.admission import Admission, Keyring
+from peer_node.directory import DirectoryClient, retry_policy
 from peer_node.errors import (AlreadyExists, DirectoryError, DirectoryUnavailable, NotFound, P2PError,
                               Unauthorized)
 from peer_node.folder import SharedFolder
@@ -38,9 +39,15 @@ class PeerNode:
         self.config = config
         self.folder = SharedFolder(config.folder, config.piece_size)
         limits = ServiceLimits(config.chunk_size, config.upload_rate_limit, config.max_upload_bytes,
-                               config.accept_uploads, config.max_transfers)
-        self.service = PeerService(self.folder, limits, on_stored=self._stored)
+                               config.accept_uploads, config.max_transfers,
+                               header_timeout=config.header_timeout, stall_timeout=config.stall_timeout,
+                               min_free_bytes=config.min_free_bytes)
         self.directory = DirectoryClient(config.directory)
+        # the directory's keys: from the login answer, else (key changed) GET /keys on its own
+        # client, so a ticket check never waits behind a heartbeat or a page of the index
+        self.keyring = Keyring(fetch=self._fetch_keys)
+        admission = Admission(config.peer_id, self.keyring) if config.require_tickets else None
+        self.service = PeerService(self.folder, limits, on_stored=self._stored, admission=admission)
         self.server = None
         self.port = None
         self.address = None
@@ -183,6 +190,8 @@ class PeerNode:
                                       accept_uploads=self.config.accept_uploads,
                                       free_bytes=self.folder_free_bytes())
         self._dirty = True  # publish with PUT too: login's files are optional in the contract
+        if answer.get("directory_key"):
+            self.keyring.learn(answer["directory_key"])
         # lets `p2p get --config` on this machine report unreachable holders as this peer
         session.write(self.folder.root, self.directory.url, self.directory.token, self.config.peer_id)
         return answer
@@ -205,9 +214,17 @@ class PeerNode:
                 self._pending_adds = adds + self._pending_adds
             raise
 
+    def _fetch_keys(self):
+        # one short try per URL: a transfer's ticket check waits for this answer
+        client = DirectoryClient(self.config.directory, timeout=2.0, retry=retry_policy(retries=0))
+        try:
+            return client.keys()
+        finally:
+            client.close()
+
     def folder_free_bytes(self):
-        """Room for uploads: free disk space, capped by max_upload_bytes when set."""
-        free = self.folder.free_bytes()
+        """Room for uploads: free disk space less the reserve (min_free_bytes), capped by max_upload_bytes when set."""
+        free = max(0, self.folder.free_bytes() - self.config.min_free_bytes)
         cap = self.config.max_upload_bytes
         return min(free, cap) if cap else free
 
@@ -253,14 +270,14 @@ class PeerNode:
             name = item.get("name") or entry.name
             try:
                 push(self.folder, entry, item["to_address"], name, self.config.chunk_size,
-                     RateLimiter(self.config.upload_rate_limit))
+                     RateLimiter(self.config.upload_rate_limit), ticket=item.get("ticket"))
             except AlreadyExists:
                 # The backup shares other bytes under this name and never overwrites them; the
                 # copy completes once it indexes our sha256 under any name, so use another one
                 # (otherwise every re-planned copy to that peer would fail the same way).
                 name = replica_name(name, entry.sha256)
                 push(self.folder, entry, item["to_address"], name, self.config.chunk_size,
-                     RateLimiter(self.config.upload_rate_limit))
+                     RateLimiter(self.config.upload_rate_limit), ticket=item.get("ticket"))
             log.info("replicated %s (%s) to %s at %s", name,
                      item["sha256"][:12], item.get("to_peer_id"), item["to_address"])
         except NotFound:

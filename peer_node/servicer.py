@@ -1,5 +1,6 @@
 """The gRPC face of a peer: thin P2PService methods, health, reflection, create_server/serve/stop."""
 import logging
+import threading
 from concurrent import futures
 
 import grpc
@@ -11,6 +12,7 @@ from peer_node.config import MAX_MESSAGE_BYTES
 from peer_node.errors import InvalidRequest, P2PError
 from peer_node.wire import encode_chunk
 from protos import p2p_pb2, p2p_pb2_grpc
+from protos.tickets import METADATA_KEY, UPLOAD
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,14 @@ def _abort(context, exc):
     context.abort(code, _detail(exc))
 
 
+def _authorization(context):
+    """The call's "authorization" metadata value (None when absent)."""
+    for key, value in context.invocation_metadata() or ():
+        if key == METADATA_KEY:
+            return value
+    return None
+
+
 def _info(entry):
     return p2p_pb2.FileInfo(name=entry.name, size=entry.size, sha256=entry.sha256)
 
@@ -75,35 +85,58 @@ class P2PServicer(p2p_pb2_grpc.P2PServiceServicer):
         return p2p_pb2.ListFilesResponse(files=[_info(e) for e in entries])
 
     def Download(self, request, context):
-        """Stream the requested range in chunks."""
+        """Stream the requested range in chunks; a client that stops reading is cancelled."""
         try:
             _, _, _, chunks = self.service.download(
-                request.sha256, request.name, request.offset, request.length)
+                request.sha256, request.name, request.offset, request.length, authorization=_authorization(context))
         except P2PError as exc:
             _abort(context, exc)
-        try:
-            for offset, data in chunks:
-                yield encode_chunk(offset, data)  # FileChunk, pre-serialized (see wire.py)
-        except P2PError as exc:
-            _abort(context, exc)
-        finally:
-            chunks.close()
+        stall = self.service.limits.stall_timeout
+        with self.service.watchdog.watch(context.cancel) as watch:
+            try:
+                for offset, data in chunks:
+                    # armed only while grpc sends (a client that stops reading stops the send),
+                    # not while we read the disk or keep to the rate limit
+                    watch.arm(stall, f"a Download client read nothing for {stall:g} s")
+                    yield encode_chunk(offset, data)  # FileChunk, pre-serialized (see wire.py)
+                    watch.disarm()
+            except P2PError as exc:
+                _abort(context, exc)
+            finally:
+                chunks.close()
 
     def Upload(self, request_iterator, context):
-        """Receive header then data; answer the stored FileInfo."""
-        try:
-            first = next(request_iterator, None)
-            if first is None or first.WhichOneof("part") != "header":
-                raise InvalidRequest("the first Upload message must be the header (name, size, sha256)")
-            h = first.header
-            entry = self.service.receive(h.name, h.size, h.sha256, _data_parts(request_iterator))
-        except P2PError as exc:
-            _abort(context, exc)
+        """Receive header then data; answer the stored FileInfo. A silent sender is cancelled."""
+        limits = self.service.limits
+        with self.service.watchdog.watch(context.cancel) as watch:
+            try:
+                self.service.check_accepts_uploads()
+                claims = self.service.admit(_authorization(context), UPLOAD)  # before waiting for a header
+                with self.service.awaiting_header():
+                    watch.arm(limits.header_timeout, f"an Upload sent no header within {limits.header_timeout:g} s")
+                    first = next(request_iterator, None)
+                    watch.disarm()
+                if first is None or first.WhichOneof("part") != "header":
+                    raise InvalidRequest("the first Upload message must be the header (name, size, sha256)")
+                h = first.header
+                parts = _data_parts(request_iterator, watch, limits.stall_timeout)
+                entry = self.service.receive(h.name, h.size, h.sha256, parts, claims)
+            except P2PError as exc:
+                _abort(context, exc)
+            except grpc.RpcError:
+                if context.is_active() and watch.fired is None:
+                    raise
+                return None  # cancelled (by the watchdog or the client): nobody to answer
         return p2p_pb2.UploadResponse(file=_info(entry))
 
 
-def _data_parts(request_iterator):
-    for msg in request_iterator:
+def _data_parts(request_iterator, watch, stall):
+    while True:
+        watch.arm(stall, f"an Upload sent nothing for {stall:g} s")
+        msg = next(request_iterator, None)
+        watch.disarm()
+        if msg is None:
+            return
         if msg.WhichOneof("part") != "data":
             raise InvalidRequest("only data may follow the Upload header")
         yield msg.data
@@ -131,15 +164,58 @@ def add_to_server(servicer, server):
     server.add_registered_method_handlers(SERVICE_NAME, handlers)
 
 
+# Calls that hold a server thread for as long as the client keeps them open, whoever it is: a
+# health Watch and a reflection stream. A few at a time, so that strangers opening many of them
+# cannot take the threads that health checks and ListFiles answer on.
+OPEN_STREAMS = 4
+_OPEN_STREAM_METHODS = ("/grpc.health.v1.Health/Watch",
+                        f"/{reflection.SERVICE_NAME}/ServerReflectionInfo")
+
+
+class _OpenStreamLimit(grpc.ServerInterceptor):
+    """At most `limit` open health watches and reflection streams; more get RESOURCE_EXHAUSTED at once."""
+
+    def __init__(self, limit=OPEN_STREAMS):
+        self.limit = limit
+        self._open = threading.BoundedSemaphore(limit)
+
+    def intercept_service(self, continuation, handler_call_details):
+        """Wrap the streaming-answer handlers of the long-lived methods; others pass through."""
+        handler = continuation(handler_call_details)
+        if handler is None or handler_call_details.method not in _OPEN_STREAM_METHODS:
+            return handler
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                self._bounded(handler.unary_stream), handler.request_deserializer, handler.response_serializer)
+        if handler.stream_stream is not None:
+            return grpc.stream_stream_rpc_method_handler(
+                self._bounded(handler.stream_stream), handler.request_deserializer, handler.response_serializer)
+        return handler
+
+    def _bounded(self, behavior):
+        def bounded(request, context):
+            if not self._open.acquire(blocking=False):
+                metrics.refused("RESOURCE_EXHAUSTED")
+                context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                              f"too many open health watches and reflection streams ({self.limit}); try again later")
+            try:
+                yield from behavior(request, context)
+            finally:
+                self._open.release()
+        return bounded
+
+
 def create_server(address, service, max_workers=None, credentials=None):
     """A gRPC server with P2PService, health and reflection bound to address; returns (server, port).
 
     Port 0 picks a free port. credentials: grpc server credentials (tls.server_credentials)
     to serve TLS, None for plaintext. Call serve(server) to start it.
     """
-    workers = max_workers or service.limits.max_transfers + 4  # room for ListFiles/health when busy
+    # a thread per transfer slot, one per Upload awaiting its header, and 8 that transfers never
+    # take: health checks (the directory's probe) and ListFiles answer however busy the peer is
+    workers = max_workers or 2 * service.limits.max_transfers + 8
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"),
-                         options=GRPC_OPTIONS)
+                         interceptors=(_OpenStreamLimit(),), options=GRPC_OPTIONS)
     add_to_server(P2PServicer(service), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

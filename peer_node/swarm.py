@@ -66,8 +66,9 @@ class Swarm:
 
     def __init__(self, sha256, geometry, holders, partial, resumed, record, *, parallel=4,
                  stall_timeout=10.0, give_up_after=None, on_progress=None, on_unreachable=None,
-                 on_corrupt=None, cancel=None, clock=time.monotonic):
+                 on_corrupt=None, cancel=None, clock=time.monotonic, ticket=None):
         self.sha256, self.geometry, self.partial, self.record = sha256, geometry, partial, record
+        self.ticket = ticket  # sent to every holder: a string, or a function answering a current one
         self.parallel = parallel if geometry.verified else 1
         self.stall_timeout = stall_timeout
         self.give_up_after = give_up_after or GIVE_UP_STALLS * stall_timeout
@@ -274,7 +275,7 @@ class Swarm:
 
     def _use_holder(self, hs):
         report = None
-        peer = PeerClient(hs.holder.address)
+        peer = PeerClient(hs.holder.address, ticket=self.ticket)
         try:
             report = self._serve(hs, peer)
         finally:

@@ -124,7 +124,7 @@ def record_path(part):
 
 
 def download(record, dest, on_progress=None, on_unreachable=None, on_corrupt=None, parallel=4,
-             stall_timeout=10.0, force=False, cancel=None, give_up_after=None):
+             stall_timeout=10.0, force=False, cancel=None, give_up_after=None, ticket=None):
     """Fetch record into dest from its holders: verified pieces, resumable, placed atomically.
 
     A dest that already holds the file ends at once (created False); one with other content
@@ -133,6 +133,7 @@ def download(record, dest, on_progress=None, on_unreachable=None, on_corrupt=Non
     on_unreachable(holder, error) for a holder that fails or stalls; on_corrupt(holder, sha256)
     for one banned for bad data. cancel: a CancelToken; when it is cancelled, Interrupted is
     raised within about a second with the partial and its record kept for the next run.
+    ticket: the download ticket every holder is shown (a string, or a function answering a current one).
     """
     token = cancel or CancelToken()
     try:
@@ -143,6 +144,8 @@ def download(record, dest, on_progress=None, on_unreachable=None, on_corrupt=Non
         return existing
     if not record.holders and record.size:
         raise NoHolders(record.name, "no live holder right now; try again later")
+    if callable(ticket) and record.holders:
+        ticket()  # the first ticket now: a refusal is one error, before any holder is tried
     geometry, why = geometry_for(record.size, record.piece_size, record.pieces)
     if why:
         log.warning("%s: %s (an older peer shared it); fetching from one holder at a time and "
@@ -163,7 +166,7 @@ def download(record, dest, on_progress=None, on_unreachable=None, on_corrupt=Non
                      result.resumed_bytes, record.size, part)
         swarm = Swarm(record.sha256, geometry, record.holders, part, resumed, pieces, parallel=parallel,
                       stall_timeout=stall_timeout, give_up_after=give_up_after, on_progress=on_progress,
-                      on_unreachable=on_unreachable, on_corrupt=on_corrupt, cancel=token)
+                      on_unreachable=on_unreachable, on_corrupt=on_corrupt, cancel=token, ticket=ticket)
         try:
             outcome = swarm.run()
         except OSError as exc:
@@ -275,8 +278,8 @@ def _blame_single_source(record, result, on_corrupt):
             on_corrupt(holder, record.sha256)
 
 
-def push(folder, entry, to_address, name=None, chunk_size=1024 * 1024, rate_limiter=None):
-    """Upload a shared file (a FileEntry of folder) to the peer at to_address; return its RemoteFile."""
+def push(folder, entry, to_address, name=None, chunk_size=1024 * 1024, rate_limiter=None, ticket=None):
+    """Upload a shared file (a FileEntry of folder) to the peer at to_address with an upload ticket; return its RemoteFile."""
     path = folder.resolve(entry.name)
-    with PeerClient(to_address) as peer:
+    with PeerClient(to_address, ticket=ticket) as peer:
         return peer.upload(path, name or entry.name, entry.size, entry.sha256, chunk_size, rate_limiter)

@@ -355,7 +355,8 @@ def story(args, children, work):
     step(6, total, f"Download {BIG_NAME} from peer1 straight into peer2's folder")
     target = root / "peer2" / BIG_NAME
     began = time.monotonic()
-    p2p(children, env, "get", big_sha, "--out", shown(target))
+    # as peer2 (its config's peer_id and secret): a client session asks the directory for the ticket
+    p2p(children, env, "get", big_sha, "--out", shown(target), "--config", shown(root / "peer2.ini"))
     seconds = time.monotonic() - began
     if not target.is_file():
         raise DemoFailed(f"`p2p get` exited 0 but {shown(target)} does not exist")

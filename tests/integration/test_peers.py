@@ -9,8 +9,10 @@ import sys
 import pytest
 
 from peer_node.client import PeerClient
+from peer_node.directory import DirectoryClient
 from peer_node.errors import (AlreadyExists, Busy, ChecksumMismatch, InvalidRequest, NotFound,
-                              OutOfRange, UploadRejected)
+                              OutOfRange, TicketRefused, UploadRejected)
+from tests.fixtures.fake_directory import FakeDirectory
 from tests.integration.helpers import (GRPCURL, clean_env, holders_of, live_peers, p2p, sha, wait_until,
                                        write_config)
 from tests.procs import ROOT
@@ -18,6 +20,7 @@ from tests.procs import ROOT
 pytestmark = pytest.mark.integration
 
 SMALL = os.urandom(200_000)
+CLIENT = ("--peer-id", "tester", "--secret", "tester-secret")  # a client session asks for the tickets
 
 
 def test_grpcurl_list_health_listfiles(peer_factory):
@@ -33,12 +36,15 @@ def test_grpcurl_list_health_listfiles(peer_factory):
     assert '"name": "a.txt"' in out.stdout
     out = subprocess.run([GRPCURL, "-plaintext", "-d", '{"name": "a.txt", "offset": 1}', peer.address,
                           "p2p.v1.P2PService/Download"], capture_output=True, text=True, timeout=20)
-    assert '"offset": "1"' in out.stdout and '"data": "YmM="' in out.stdout  # b"bc", base64
+    # without a ticket (tests/integration/test_trust.py downloads with one)
+    assert "Unauthenticated" in out.stderr and "only with a ticket" in out.stderr
 
 
 def test_list_ranged_download_and_hostile_names_over_the_wire(peer_factory):
-    peer = peer_factory(files={"small.bin": SMALL, "sub/x.txt": b"x"})
-    with PeerClient(peer.address) as c:
+    fake = FakeDirectory()  # only gives the peer its ticket key: the test mints the tickets
+    peer = peer_factory(fake.url, files={"small.bin": SMALL, "sub/x.txt": b"x"})
+    peer.wait_for_output(r"logged in to", timeout=15)
+    with PeerClient(peer.address, ticket=fake.mint.ticket(sha(SMALL))) as c:
         assert [(f.name, f.size) for f in c.list_files()] == [("small.bin", len(SMALL)), ("sub/x.txt", 1)]
         got = b"".join(d for _, d in c.download(sha256=sha(SMALL), offset=1000, length=5000))
         assert got == SMALL[1000:6000]
@@ -51,6 +57,7 @@ def test_list_ranged_download_and_hostile_names_over_the_wire(peer_factory):
             with pytest.raises(InvalidRequest, match="unsafe"):
                 list(c.download(name=name))
     assert p2p("ls", peer.address, cwd=peer.folder).stdout.count("\n") == 2
+    fake.close()
 
 
 def test_get_by_hash_and_by_name_then_shared(directory_proc, peer_factory, tmp_path):
@@ -62,7 +69,7 @@ def test_get_by_hash_and_by_name_then_shared(directory_proc, peer_factory, tmp_p
     search = p2p("search", "SMALL", "--directory", directory_proc.url, "--json", cwd=tmp_path)
     assert search.returncode == 0 and '"docs/small.bin"' in search.stdout
     out = tmp_path / "by-hash.bin"
-    r = p2p("get", sha(SMALL), "--out", out, "--directory", directory_proc.url, cwd=tmp_path)
+    r = p2p("get", sha(SMALL), "--out", out, "--directory", directory_proc.url, *CLIENT, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert out.read_bytes() == SMALL and str(out) in r.stdout
     # by name, into the other peer's folder (its config): it is then indexed and shared
@@ -71,7 +78,7 @@ def test_get_by_hash_and_by_name_then_shared(directory_proc, peer_factory, tmp_p
     assert r.returncode == 0, r.stderr
     assert open(os.path.join(dst.folder, "docs", "small.bin"), "rb").read() == SMALL
     wait_until(lambda: holders_of(directory_proc.url, sha(SMALL)) == ["dst", "src"])
-    missing = p2p("get", "nothing-here.txt", "--directory", directory_proc.url, cwd=tmp_path)
+    missing = p2p("get", "nothing-here.txt", "--directory", directory_proc.url, *CLIENT, cwd=tmp_path)
     assert missing.returncode == 1 and "Traceback" not in missing.stderr
     assert "no live peer shares" in missing.stderr
 
@@ -82,7 +89,7 @@ def test_resume_from_partial_keeps_its_verified_pieces(directory_proc, peer_fact
     part = tmp_path / ".p2p" / "partial" / f"{sha(SMALL)}.part"
     part.parent.mkdir(parents=True)
     part.write_bytes(SMALL[:123_456])  # one whole 64 KiB piece and part of the next
-    r = p2p("-v", "get", sha(SMALL), "--directory", directory_proc.url, "--json", cwd=tmp_path)
+    r = p2p("-v", "get", sha(SMALL), "--directory", directory_proc.url, "--json", *CLIENT, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "resuming small.bin: 65536 of 200000 bytes already verified" in r.stderr
     assert json.loads(r.stdout)["fetched"] == 200_000 - 65_536
@@ -95,24 +102,34 @@ def test_uploads_accepted_published_and_rejected(directory_proc, peer_factory, t
     data = os.urandom(50_000)
     src = tmp_path / "up.bin"
     src.write_bytes(data)
-    r = p2p("put", src, peer.address, "--name", "in/up.bin", cwd=tmp_path)
+    r = p2p("put", src, peer.address, "--name", "in/up.bin", "--directory", directory_proc.url, *CLIENT, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert open(os.path.join(peer.folder, "in", "up.bin"), "rb").read() == data
     wait_until(lambda: holders_of(directory_proc.url, sha(data)) == ["peer0"], timeout=5)
-    assert p2p("put", src, peer.address, "--name", "in/up.bin", cwd=tmp_path).returncode == 0
-    with PeerClient(peer.address) as c:
-        with pytest.raises(AlreadyExists):
-            c.upload(str(src), "in/up.bin", 3, sha(b"abc"))
-        with pytest.raises(ChecksumMismatch):
-            c.upload(str(src), "bad-digest.bin", len(data), sha(b"other"))
-        with pytest.raises(InvalidRequest):
-            c.upload(str(src), "bad-size.bin", len(data) - 1, sha(data))
-        big = tmp_path / "big.bin"
-        big.write_bytes(b"\0" * 150_000)
-        with pytest.raises(Busy, match="accepts uploads up to 100000"):
-            c.upload(str(big), "big.bin", 150_000, sha(b"\0" * 150_000))
-        with pytest.raises(InvalidRequest, match="unsafe"):
-            c.upload(str(src), "../escape.bin", len(data), sha(data))
+    assert p2p("put", src, peer.address, "--name", "in/up.bin", "--directory", directory_proc.url, *CLIENT,
+               cwd=tmp_path).returncode == 0
+    tester = DirectoryClient(directory_proc.url)
+    tester.login(*CLIENT[1::2])  # a client session: asks for upload tickets to peer0
+
+    def upload(path, name, size, digest):
+        ticket, _ = tester.ticket(digest, "upload", "peer0", size)
+        with PeerClient(peer.address, ticket=ticket) as c:
+            return c.upload(str(path), name, size, digest)
+
+    with pytest.raises(AlreadyExists):
+        upload(src, "in/up.bin", 3, sha(b"abc"))
+    with pytest.raises(ChecksumMismatch):
+        upload(src, "bad-digest.bin", len(data), sha(b"other"))
+    with PeerClient(peer.address, ticket=tester.ticket(sha(data), "upload", "peer0")[0]) as c, \
+            pytest.raises(TicketRefused, match="another size"):
+        c.upload(str(src), "bad-size.bin", len(data) - 1, sha(data))  # the ticket says the indexed size
+    big = tmp_path / "big.bin"
+    big.write_bytes(b"\0" * 150_000)
+    with pytest.raises(Busy, match="accepts uploads up to 100000"):
+        upload(big, "big.bin", 150_000, sha(b"\0" * 150_000))
+    with pytest.raises(InvalidRequest, match="unsafe"):
+        upload(src, "../escape.bin", len(data), sha(data))
+    tester.close()
     assert sorted(os.listdir(peer.folder)) == [".p2p", "in"]
     # no refused upload left a temporary file (a rescan may be writing its hash cache there)
     assert [n for n in os.listdir(os.path.join(peer.folder, ".p2p", "tmp")) if n.startswith("upload-")] == []

@@ -114,7 +114,8 @@ def test_owner_crash_backup_serves_and_target_is_restored(directory_factory, pee
     assert backup in survivors and set(survivors) <= {"b", "c"}
 
     out = tmp_path / "fetched.pdf"
-    r = p2p("get", digest, "--out", out, "--directory", directory.url, "--json", cwd=tmp_path)
+    r = p2p("get", digest, "--out", out, "--directory", directory.url, "--json",
+            "--peer-id", "reader", "--secret", "reader-secret", cwd=tmp_path)  # a client session asks the ticket
     assert r.returncode == 0, r.stderr
     assert sha(out.read_bytes()) == digest
     assert "a" not in json.loads(r.stdout)["sources"]

@@ -10,6 +10,7 @@ import time
 import pytest
 
 from peer_node.client import PeerClient
+from peer_node.directory import DirectoryClient
 from tests.fixtures.peer import flip_bytes
 from tests.integration.helpers import clean_env, holders_of, sha, wait_until
 from tests.procs import ROOT
@@ -24,7 +25,7 @@ def get_process(digest, out, directory_url, cwd, *extra):
     """Start `p2p get` in a subprocess (output captured as text)."""
     return subprocess.Popen(
         [sys.executable, "-m", "peer_node", "get", digest, "--out", str(out), "--directory", directory_url,
-         "--json", *extra],
+         "--json", "--peer-id", "reader", "--secret", "reader-secret", *extra],
         cwd=cwd, env=clean_env(PYTHONPATH=str(ROOT)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -41,7 +42,9 @@ def test_swarm_with_a_corrupt_a_frozen_and_a_busy_holder(directory_factory, peer
                         args=("--upload-rate-limit", "64KiB", "--chunk-size", "16KiB"))
     wait_until(lambda: holders_of(directory.url, sha(data)) == ["busy", "corrupt", "frozen", "good"], timeout=20)
     flip_bytes(os.path.join(corrupt.folder, "film.bin"), range(10, len(data), PIECE))  # its disk rots
-    slot = PeerClient(busy.address)
+    tickets = DirectoryClient(directory.url)
+    tickets.login("slot-taker", "slot-taker-secret")  # a client session
+    slot = PeerClient(busy.address, ticket=tickets.ticket(sha(data))[0])
     next(slot.open_download(sha256=sha(data)))  # the busy peer's only transfer slot stays taken
     frozen.signal(signal.SIGSTOP)
     try:
@@ -50,6 +53,7 @@ def test_swarm_with_a_corrupt_a_frozen_and_a_busy_holder(directory_factory, peer
     finally:
         frozen.signal(signal.SIGCONT)
         slot.close()
+        tickets.close()
     assert client.returncode == 0, stderr
     assert (tmp_path / "film.bin").read_bytes() == data
     result = json.loads(stdout)

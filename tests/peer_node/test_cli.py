@@ -30,8 +30,11 @@ def runner(monkeypatch, tmp_path):
 
 @pytest.fixture
 def directory(directory_factory):
-    """A real directory with a 30 s lease: a peer that logged in over REST stays live for the whole test."""
-    return directory_factory(lease=30)
+    """A real directory with a 30 s lease: a peer that logged in over REST stays live for the whole test.
+
+    An open network (--open-downloads), so `p2p get` without an identity gets its tickets.
+    """
+    return directory_factory(lease=30, extra_args=("--open-downloads",))
 
 
 @pytest.fixture
@@ -56,8 +59,13 @@ def dead_holders(directory, holder, closed_port):
 
     Their ids sort before "holder", so a download tries them first.
     """
-    for peer_id in ("dead1", "dead2"):
-        rest_login(directory, peer_id, f"127.0.0.1:{closed_port}", [DATA_ENTRY])
+    import socket
+
+    with socket.socket() as sock:  # a second closed port: a live peer's address is its own alone
+        sock.bind(("127.0.0.1", 0))
+        other_port = sock.getsockname()[1]
+    for peer_id, port in (("dead1", closed_port), ("dead2", other_port)):
+        rest_login(directory, peer_id, f"127.0.0.1:{port}", [DATA_ENTRY])
     assert holders_of(directory.url, SHA) == ["dead1", "dead2", "holder"]
     return ["dead1", "dead2"]
 

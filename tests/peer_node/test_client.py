@@ -9,7 +9,8 @@ import pytest
 
 from peer_node.client import PeerClient, RemoteFile, translate
 from peer_node.errors import (AlreadyExists, Busy, ChecksumMismatch, InvalidRequest, NotFound,
-                              OutOfRange, P2PError, PeerUnavailable, RemoteError, UploadRejected)
+                              OutOfRange, P2PError, PeerUnavailable, RemoteError, TicketRequired,
+                              UploadRejected)
 from peer_node.servicer import stop
 
 DATA = os.urandom(100_000)
@@ -51,7 +52,7 @@ TRANSLATIONS = {
     grpc.StatusCode.INTERNAL: RemoteError,
     grpc.StatusCode.UNAVAILABLE: PeerUnavailable,
     grpc.StatusCode.DATA_LOSS: ChecksumMismatch,
-    grpc.StatusCode.UNAUTHENTICATED: RemoteError,
+    grpc.StatusCode.UNAUTHENTICATED: TicketRequired,
 }
 
 

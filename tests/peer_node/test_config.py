@@ -34,7 +34,8 @@ def test_file_values_and_defaults(ini, tmp_path):
     assert cfg.directory == ("http://a:5000", "http://b:5000")
     assert cfg.chunk_size == 512 * 1024 and cfg.accept_uploads is False
     assert cfg.piece_size == 4 * 1024 * 1024 and cfg.parallel_sources == 4 and cfg.stall_timeout == 10.0
-    assert cfg.rescan_interval == 5.0 and cfg.max_upload_bytes == 0
+    assert cfg.rescan_interval == 5.0 and cfg.max_upload_bytes == 4 * 1024**3
+    assert cfg.min_free_bytes == 1024**3 and cfg.header_timeout == 5.0 and cfg.require_tickets is True
 
 
 def test_precedence_flag_over_env_over_file(ini):

@@ -12,6 +12,7 @@ from peer_node.errors import Unauthorized
 from peer_node.folder import check_name
 from peer_node.node import replica_name
 from tests.fixtures.peer import UNREACHABLE_DIRECTORY
+from tests.fixtures.tickets import Mint
 from tests.integration.helpers import holders_of, live_peers, wait_until
 
 
@@ -72,7 +73,9 @@ def test_an_upload_is_published_at_once_not_at_the_next_rescan(directory_proc, n
     wait_until(lambda: peer_row(directory_proc.url, "alice"))
     src = tmp_path / "up.bin"
     src.write_bytes(b"uploaded")
-    with PeerClient(node.address) as c:
+    mint = Mint()
+    node.keyring.learn(mint.key_dict)
+    with PeerClient(node.address, ticket=mint.ticket(sha(b"uploaded"), "upload", aud="alice", size=8)) as c:
         c.upload(str(src), "in/up.bin", 8, sha(b"uploaded"))
     wait_until(lambda: indexed(directory_proc.url, "alice") == {"in/up.bin": sha(b"uploaded")}, timeout=5)
 
