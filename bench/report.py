@@ -432,17 +432,23 @@ def _trust_section(t: dict) -> list[str]:
     cost = t.get("cost")
     if cost:
         lines += [
-            f"**Tickets and TLS**: two networks side by side (`bench/trust.py`), each a directory and one serving "
-            f"peer of the same {cost['size_mib']} MiB file under `{t.get('config', {}).get('dir')}`. *Open*: "
-            "plaintext gRPC, the peer serves without tickets (`require_tickets = false`). *Closed*: the peer "
-            "serves gRPC over TLS with a certificate of `p2p certs`, demands a ticket on every Download, and "
-            f"`p2p get` logs in with a client session ({cost.get('closed_directory')}), asks for a ticket and dials "
-            "over TLS, verifying against the CA. Rounds alternate between the two; times are the whole command.", "",
+            f"**Tickets and TLS** (`bench/trust.py`): three networks side by side, each a directory and one "
+            f"serving peer of the same {cost['size_mib']} MiB file under `{t.get('config', {}).get('dir')}`. "
+            "*Open*: plaintext, the directory gives anonymous download tickets (`--open-downloads`) and the peer "
+            "serves without them (`require_tickets = false`). *Tickets*: plaintext, the peer demands a ticket on "
+            "every Download; `p2p get` logs in with a client session (one scrypt check at the directory) and asks "
+            "for one. *Closed*: tickets as before, plus gRPC over TLS with a certificate of `p2p certs`, and "
+            f"the {cost.get('closed_directory')}. The order of the three rotates round by round; times are the "
+            "whole command.", "",
             "| network | p2p get s | MiB/s |", "|---|---|---|",
             f"| open | {fmt_summary(cost['open_s'], 2)} | {fmt_summary(cost['open_mib_s'])} |",
+            *([f"| tickets, plaintext | {fmt_summary(cost['tickets_s'], 2)} | {fmt_summary(cost['tickets_mib_s'])} |"]
+              if cost.get("tickets_s") else []),
             f"| closed: tickets + TLS | {fmt_summary(cost['closed_s'], 2)} | {fmt_summary(cost['closed_mib_s'])} |",
-            "", f"Slower by {cost['slower_pct']['median']:.1f} % (median of the paired rounds; "
-                f"[{cost['slower_pct']['min']:.1f}–{cost['slower_pct']['max']:.1f}] %).", ""]
+            "", f"Tickets + TLS against open: {cost['slower_pct']['median']:+.1f} % (median of the paired rounds; "
+                f"[{cost['slower_pct']['min']:.1f}–{cost['slower_pct']['max']:.1f}] %)"
+            + (f"; tickets alone (client login, ticket, the peer's check, plaintext): "
+               f"{cost['tickets_slower_pct']['median']:+.1f} %" if cost.get("tickets_slower_pct") else "") + ".", ""]
     logins = t.get("logins")
     if logins:
         cfg = logins.get("config", {})

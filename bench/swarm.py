@@ -32,7 +32,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bench.common import ROOT, MiB, Proc, http_json, run_timed, summary
+from bench.common import ROOT, MiB, Proc, free_port, http_json, run_timed, summary
 from bench.transfer import fetch_nginx, make_file, nginx, wait_holder
 from peer_node.hashing import sha256_file
 
@@ -74,12 +74,14 @@ def network(tmp: Path, folders: list[Path], peer_args=(), directory_args=(), env
     db = tmp / f"directory-{time.monotonic_ns()}.db"
     procs = []
     try:
-        procs.append(Proc([sys.executable, "-m", "directory_api", "--host", "127.0.0.1", "--port", "0",
+        # A port of our own choosing: a line of gunicorn's workers may run into the ready line, digits and all.
+        port = free_port()
+        procs.append(Proc([sys.executable, "-m", "directory_api", "--host", "127.0.0.1", "--port", str(port),
                            "--database", f"sqlite:///{db}", "--lease", "60", "--replication", "1",
                            "--open-downloads", *directory_args],
-                          name="directory", cwd=tmp, env=env, ready=r"directory listening on (https?://\S+)",
+                          name="directory", cwd=tmp, env=env, ready=r"directory listening on (https?)://",
                           timeout=60))
-        url = procs[0].match.group(1).rstrip("/")
+        url = f"{procs[0].match.group(1)}://127.0.0.1:{port}"
         for n, folder in enumerate(folders):
             procs.append(Proc([sys.executable, "-m", "peer_node", "serve", "--peer-id", f"src{n}",
                                "--secret", "bench-secret", "--host", "127.0.0.1", "--port", "0",

@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from bench.common import MiB, Proc, run_alone, summary
+from bench.common import MiB, Proc, free_port, run_alone, summary
 from bench.swarm import PY_ENV, fetch
 from bench.transfer import make_file, wait_holder
 
@@ -66,13 +66,16 @@ class TrustBenchConfig:
 @contextlib.contextmanager
 def directory(tmp: Path, name: str, *args, env=None, workers: int = 2):
     """`python -m directory_api` (gunicorn) on a free port with a SQLite file of its own; yields (URL, Proc)."""
-    proc = Proc([sys.executable, "-m", "directory_api", "--host", "127.0.0.1", "--port", "0",
+    # A port of our own choosing: gunicorn's workers write to the same pipe, and a line of theirs may
+    # run into the ready line, digits and all.
+    port = free_port()
+    proc = Proc([sys.executable, "-m", "directory_api", "--host", "127.0.0.1", "--port", str(port),
                  "--database", f"sqlite:///{tmp / (name + '.db')}", "--lease", "60", "--replication", "1",
                  "--workers", str(workers), *args],
-                name=name, cwd=tmp, env={**PY_ENV, **(env or {})}, ready=r"directory listening on (https?://\S+)",
+                name=name, cwd=tmp, env={**PY_ENV, **(env or {})}, ready=r"directory listening on (https?)://",
                 timeout=60)
     try:
-        yield proc.match.group(1).rstrip("/"), proc
+        yield f"{proc.match.group(1)}://127.0.0.1:{port}", proc
     finally:
         proc.stop()
 
@@ -120,45 +123,54 @@ def _wait_holder_tls(url: str, sha: str, ca: Path, timeout: float = 60.0) -> Non
     raise TimeoutError(f"the directory never listed src0 as holder of {sha}: {body}")
 
 
+VARIANTS = ("open", "tickets", "closed")  # closed = tickets + TLS
+
+
 def ticket_cost(cfg: TrustBenchConfig, base: Path) -> dict:
-    """p2p get of one file from an open network and from a closed (tickets + TLS) one, rounds alternating."""
+    """p2p get of one file from an open network, one with tickets (plaintext) and one with tickets + TLS, rounds rotating."""
     share = base / "share"
     share.mkdir()
     src = share / f"trust-{cfg.size_mib}MiB.bin"
     sha = make_file(src, cfg.size_mib * MiB, seed=12)
     folders = {}
-    for name in ("open", "closed"):
+    for name in VARIANTS:
         folders[name] = base / f"serve-{name}"
         folders[name].mkdir()
         os.link(src, folders[name] / src.name)
     certs = make_certs(base)
     ca = certs / "ca.pem"
+    identity = {"P2P_PEER_ID": CLIENT_ID, "P2P_SECRET": CLIENT_SECRET}
     closed_peer_env = {"P2P_TLS_CERT": str(certs / "peer1.pem"), "P2P_TLS_KEY": str(certs / "peer1-key.pem"),
                        "P2P_TLS_CA": str(ca), "P2P_DIRECTORY_CA": str(ca), "P2P_REQUIRE_TICKETS": "1"}
-    closed_client_env = {"P2P_TLS_CA": str(ca), "P2P_DIRECTORY_CA": str(ca),
-                         "P2P_PEER_ID": CLIENT_ID, "P2P_SECRET": CLIENT_SECRET}
-    times = {"open": [], "closed": []}
+    times = {name: [] for name in VARIANTS}
     with contextlib.ExitStack() as stack:
         open_url, _ = stack.enter_context(directory(base, "dir-open", "--open-downloads"))
         stack.enter_context(peer(base, folders["open"], open_url, {"P2P_REQUIRE_TICKETS": "0"}))
+        tickets_url, _ = stack.enter_context(directory(base, "dir-tickets"))
+        stack.enter_context(peer(base, folders["tickets"], tickets_url, {"P2P_REQUIRE_TICKETS": "1"}))
         closed_url, _ = stack.enter_context(directory(
             base, "dir-closed", "--certfile", str(certs / "directory.pem"), "--keyfile",
             str(certs / "directory-key.pem"), "--peer-ca", str(ca)))
         stack.enter_context(peer(base, folders["closed"], closed_url, closed_peer_env))
         wait_holder(open_url, sha, "src0")
+        wait_holder(tickets_url, sha, "src0")
         _wait_holder_tls(closed_url, sha, ca)
-        urls = {"open": (open_url, {}), "closed": (closed_url, closed_client_env)}
+        urls = {"open": (open_url, {}), "tickets": (tickets_url, identity),
+                "closed": (closed_url, {"P2P_TLS_CA": str(ca), "P2P_DIRECTORY_CA": str(ca), **identity})}
         for r in range(cfg.rounds):
-            for name in (("open", "closed") if r % 2 == 0 else ("closed", "open")):
+            # the order rotates, so no variant always runs first (or right after the file was made)
+            for name in VARIANTS[r % 3:] + VARIANTS[:r % 3]:
                 url, env = urls[name]
                 got = fetch(url, sha, base / f"out-{name}.bin", base, env=env)
                 times[name].append(got["seconds"])
                 log.info("%d MiB, %s network, round %d: %.2f s", cfg.size_mib, name, r + 1, got["seconds"])
-    return {"size_mib": cfg.size_mib, "open_s": summary(times["open"]), "closed_s": summary(times["closed"]),
-            "open_mib_s": summary(cfg.size_mib / t for t in times["open"]),
-            "closed_mib_s": summary(cfg.size_mib / t for t in times["closed"]),
-            "slower_pct": summary((c / o - 1) * 100 for o, c in zip(times["open"], times["closed"])),
-            "closed_directory": "HTTPS directory, verified against the CA"}
+    out = {"size_mib": cfg.size_mib, "closed_directory": "HTTPS directory, verified against the CA"}
+    for name in VARIANTS:
+        out[f"{name}_s"] = summary(times[name])
+        out[f"{name}_mib_s"] = summary(cfg.size_mib / t for t in times[name])
+    out["slower_pct"] = summary((c / o - 1) * 100 for o, c in zip(times["open"], times["closed"]))
+    out["tickets_slower_pct"] = summary((c / o - 1) * 100 for o, c in zip(times["open"], times["tickets"]))
+    return out
 
 
 def _post_login(conn: http.client.HTTPConnection, peer_id: str, secret: str):
