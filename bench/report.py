@@ -466,7 +466,7 @@ def _trust_section(t: dict) -> list[str]:
         b = logins.get("brute")
         if b:
             lines += ["", f"A brute-forcer ({b['clients']} clients, wrong secrets for one peer_id, "
-                          f"{b['seconds']:g} s): {b['attempts']} attempts, {b['status'].get('401', 0)} answered 401 "
+                          f"{b['seconds']:.0f} s): {b['attempts']} attempts, {b['status'].get('401', 0)} answered 401 "
                           f"(a guess checked), {b['status'].get('429', 0)} answered 429 with Retry-After "
                           f"{b.get('retry_after')} s ({b['answers_per_s']:.0f} answers/s); a 429 takes {b['p50_429_ms']:.1f} ms (p50) against {b.get('p50_401_ms', 0):.0f} ms for "
                           f"a checked guess. The right secret of that peer_id meanwhile: "
