@@ -404,12 +404,16 @@ def _swarm_section(w: dict) -> list[str]:
                   f"{sp['rate']}/s (`--upload-rate-limit`); `p2p get --parallel 1` took {fmt_summary(sp['t1_s'], 1)} s, "
                   f"`--parallel {sp['holders']}` {fmt_summary(sp['tn_s'], 1)} s (alternating): t(1)/t({sp['holders']}) "
                   f"= {sp['speedup']:.2f} (medians; paired per round {fmt_summary(sp['paired'], 2)}). The ideal, "
-                  f"{sp['holders']}, is the four links; the start-up is paid once either way.", ""]
+                  f"{sp['holders']}, is the four links; the start-up is paid once either way"
+                  + (f": less the CLI's start-up ({sp['cli_startup_s']:.2f} s) the ratio is "
+                     f"{sp['speedup_excl_startup']:.2f}" if sp.get("speedup_excl_startup") else "") + ".", ""]
     mem = w.get("memory") or {}
     if mem.get("rss"):
         cells = "; ".join(f"{r['size_mib']} MiB: {fmt_summary(r['client_peak_rss_mib'])} MiB" for r in mem["rss"])
         lines += [f"**Client memory** (VmHWM, polled every 10 ms), {cfg.get('holders')} unlimited holders, "
-                  f"`--parallel {cfg.get('holders')}`: {cells}.", ""]
+                  f"`--parallel {cfg.get('holders')}`: {cells}"
+                  + (f"; the big file from one of them (`--parallel 1`): {fmt_summary(mem['rss_one_source_mib'])} MiB"
+                     if mem.get("rss_one_source_mib") else "") + ".", ""]
     cor = mem.get("corrupt")
     if cor:
         rounds = cor.get("rounds", [])
