@@ -35,6 +35,15 @@ def reliability_targets(res: dict) -> dict:
     }
 
 
+def rederive_ratios(results: dict) -> None:
+    """Headline rows of the sections that can, computed again from their raw figures (after editing them)."""
+    derive = {"swarm": lambda r: swarm.ratios(r, swarm.SwarmBenchConfig(**r["config"])), "trust": trust.ratios}
+    for name, fn in derive.items():
+        res = results.get(name)
+        if res and not res.get("error") and res.get("config"):
+            res["ratios"] = fn(res)
+
+
 def merge_into(path: Path, new: dict, ran: list[str]) -> dict:
     """The results of path with the sections in ran replaced by new's; every section keeps its own date.
 
@@ -79,6 +88,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.report_only:
         results = json.loads((args.docs / "benchmarks.json").read_text())
+        rederive_ratios(results)
         paths = report.write_report(results, args.docs)
         print(f"rendered {paths['markdown']} and {len(paths['images'])} charts from {paths['json']}")
         return 0

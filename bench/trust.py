@@ -278,8 +278,8 @@ def ratios(res: dict) -> dict:
         out["tickets_tls_slower_pct"] = {
             "value": slower, "min": cost["slower_pct"]["min"], "max": cost["slower_pct"]["max"], "target": 10,
             "met": slower < 10, "lower_is_better": True, "digits": 1,
-            "what": f"`p2p get` {cost['size_mib']} MiB with tickets + TLS, % slower than without "
-                    "(medians; [paired min–max])"}
+            "what": f"`p2p get` {cost['size_mib']} MiB with tickets + TLS, % slower than without (ratio of "
+                    f"medians; median of the paired rounds {cost['slower_pct']['median']:.1f}; [paired min–max])"}
     lg = res.get("logins")
     if lg:
         on, off = lg["on"]["rps"], lg["off"]["rps"]
