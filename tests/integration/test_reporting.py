@@ -28,8 +28,10 @@ def listed(directory):
 def network(directory_factory, peer_factory):
     """(directory, live holder): data.bin is held by 'crashed' (SIGKILLed, still listed) and 'live'."""
     directory = directory_factory(lease=LEASE)
-    crashed = peer_factory(directory.url, files={"data.bin": DATA}, peer_id="crashed")
-    live = peer_factory(directory.url, files={"data.bin": DATA}, peer_id="live")
+    # several pieces, so the download gives the crashed holder some however fast the live one is
+    pieces = {"P2P_PIECE_SIZE": "64KiB"}
+    crashed = peer_factory(directory.url, files={"data.bin": DATA}, peer_id="crashed", env=pieces)
+    live = peer_factory(directory.url, files={"data.bin": DATA}, peer_id="live", env=pieces)
     # holders are listed by peer_id: the download tries the crashed one first
     wait_until(lambda: holders_of(directory.url, sha(DATA)) == ["crashed", "live"], timeout=15)
     crashed.kill()

@@ -18,6 +18,7 @@ pytestmark = pytest.mark.integration
 
 DATA = os.urandom(300_000)
 SHA = sha(DATA)
+CLIENT = {"P2P_PEER_ID": "reader", "P2P_SECRET": "reader-secret"}  # the client session that asks the tickets
 
 
 def _directory_has(setting):
@@ -77,13 +78,13 @@ def test_replication_and_p2p_get_over_tls_and_plaintext_is_refused(tmp_path, pki
     with open(os.path.join(backup.folder, "data.bin"), "rb") as f:
         assert f.read() == DATA
 
-    tls_env = {"P2P_TLS_CA": str(pki / "ca.pem")}
+    tls_env = {"P2P_TLS_CA": str(pki / "ca.pem"), **CLIENT}
     done = p2p("get", SHA, "--out", tmp_path / "copy.bin", "--directory", directory.url, cwd=tmp_path, env=tls_env)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "copy.bin").read_bytes() == DATA
 
     # a client without the CA dials plaintext: one line that says the holders serve TLS
-    done = p2p("get", SHA, "--out", tmp_path / "plain.bin", "--directory", directory.url, cwd=tmp_path)
+    done = p2p("get", SHA, "--out", tmp_path / "plain.bin", "--directory", directory.url, cwd=tmp_path, env=CLIENT)
     assert done.returncode == 1 and not (tmp_path / "plain.bin").exists()
     lines = [line for line in done.stderr.strip().splitlines() if not line.startswith("plain.bin: ")]  # progress
     assert len(lines) == 1, done.stderr
@@ -116,7 +117,7 @@ def test_the_directory_probe_finds_a_tls_peer_alive(network):
 
 @pytest.mark.skipif(not os.access(GRPCURL, os.X_OK), reason=f"grpcurl not installed at {GRPCURL} (make venv)")
 def test_stock_grpcurl_with_the_ca(tmp_path, pki, network):
-    _, (peer1, _, _) = network
+    directory, (peer1, _, _) = network
     ca = str(pki / "ca.pem")
     listed = run(GRPCURL, "-cacert", ca, peer1.address, "list", cwd=tmp_path)
     assert listed.returncode == 0 and "p2p.v1.P2PService" in listed.stdout, listed.stderr
@@ -124,6 +125,11 @@ def test_stock_grpcurl_with_the_ca(tmp_path, pki, network):
     assert health.returncode == 0 and "SERVING" in health.stdout, health.stderr
     files = run(GRPCURL, "-cacert", ca, "-d", "{}", peer1.address, "p2p.v1.P2PService/ListFiles", cwd=tmp_path)
     assert files.returncode == 0 and SHA in files.stdout, files.stderr
+    ticket = p2p("ticket", SHA, "--directory", directory.url, cwd=tmp_path, env=CLIENT).stdout.strip()
+    got = run(GRPCURL, "-cacert", ca, "-H", f"authorization: Bearer {ticket}", "-d",
+              f'{{"sha256": "{SHA}", "offset": 1, "length": 2}}', peer1.address, "p2p.v1.P2PService/Download",
+              cwd=tmp_path)
+    assert got.returncode == 0 and '"offset": "1"' in got.stdout, got.stderr
     plain = run(GRPCURL, "-plaintext", peer1.address, "list", cwd=tmp_path)
     assert plain.returncode != 0
     untrusted = run(GRPCURL, peer1.address, "list", cwd=tmp_path)  # the system store knows no such CA
@@ -147,7 +153,8 @@ def test_mutual_tls_peer_refuses_callers_without_a_client_certificate(tmp_path, 
     done = p2p("ls", peer.address, cwd=tmp_path, env=mutual)
     assert done.returncode == 0 and "data.bin" in done.stdout, done.stderr
     (tmp_path / "note.txt").write_bytes(b"a note over mutual TLS\n")
-    done = p2p("put", tmp_path / "note.txt", peer.address, cwd=tmp_path, env=mutual)
+    done = p2p("put", tmp_path / "note.txt", peer.address, "--directory", directory.url, cwd=tmp_path,
+               env={**mutual, **CLIENT})
     assert done.returncode == 0, done.stderr
     assert (open(os.path.join(peer.folder, "note.txt"), "rb").read()) == b"a note over mutual TLS\n"
     if os.access(GRPCURL, os.X_OK):
@@ -196,7 +203,7 @@ def test_peers_and_clients_verify_an_https_directory_against_directory_ca(tmp_pa
         "--peer-ca", pki / "ca.pem"), r"directory listening on (https?://\S+)")
     try:
         url = "https://" + directory.match.group(1).split("://", 1)[1]
-        trust = {"P2P_TLS_CA": str(pki / "ca.pem"), "P2P_DIRECTORY_CA": str(pki / "ca.pem")}
+        trust = {"P2P_TLS_CA": str(pki / "ca.pem"), "P2P_DIRECTORY_CA": str(pki / "ca.pem"), **CLIENT}
         peer = peer_factory(url, files={"data.bin": DATA}, peer_id="peer1", env={
             **trust, "P2P_TLS_CERT": str(pki / "peer1.pem"), "P2P_TLS_KEY": str(pki / "peer1-key.pem")})
         peer.wait_for_output(r"logged in to", timeout=20)

@@ -1,9 +1,9 @@
 """Strangers against real `p2p serve` processes: tickets, slots and timeouts (issue 12), with real streams.
 
-The peer tests here run against a small fake directory (a werkzeug server in the test process
-that logs peers in and signs tickets with a key of ours), so they test the peer alone. The
-tests marked `needs_dir_trust` run the whole network against a real directory that issues
-tickets (POST /api/v1/tickets, client sessions, tickets in copy orders).
+These run against a small fake directory (tests/fixtures/fake_directory.py: a werkzeug server in
+the test process that logs peers in and signs tickets with a key of ours), so they test the peer
+alone; the whole network with the real directory's tickets is in test_peers, test_tls,
+test_replication and the README test.
 """
 import json
 import os
