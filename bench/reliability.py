@@ -52,7 +52,7 @@ class Pool:
         self.directory = Proc(
             [sys.executable, "-m", "directory_api", "--host", "127.0.0.1", "--port", "0",
              "--database", f"sqlite:///{workdir / 'directory.db'}", "--lease", str(lease_s),
-             "--replication", str(REPLICATION)],
+             "--replication", str(REPLICATION), "--open-downloads"],  # p2p get asks anonymous tickets
             name="directory", cwd=workdir, env=PY_ENV, ready=r"directory listening on (http://\S+)", timeout=60)
         self.url = self.directory.match.group(1).rstrip("/")
 

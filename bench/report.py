@@ -14,6 +14,7 @@ from bench.fmt import num as _num
 log = logging.getLogger(__name__)
 
 NOTES_FILE = BENCH_DIR / "NOTES.md"
+SECTION_ORDER = ("directory", "planning", "cluster", "transfer", "reliability", "ops", "swarm", "trust")
 WORKLOAD_LABELS = {
     "ceiling": "ceiling: GET /health",
     "search": "search: GET /files?q=",
@@ -166,9 +167,10 @@ def chart_transfer(res: dict, out: Path) -> list[str]:
 
 def _headline_rows(results: dict) -> list[str]:
     rows = ["| what | measured: median [min–max] | target | |", "|---|---|---|---|"]
-    for section in ("directory", "planning", "cluster", "transfer", "reliability", "ops"):
+    for section in SECTION_ORDER:
         for key, r in (results.get(section) or {}).get("ratios", {}).items():
             digits = 1 if ("ms" in key or "mib" in key) else (0 if section == "reliability" else 2)
+            digits = r.get("digits", digits)
             rows.append(f"| {r['what']} | {_ratio_cell(r, digits)} | {_target(r)} | {_met(r.get('met'))} |")
     return rows
 
@@ -354,6 +356,130 @@ def _ops_section(o: dict) -> list[str]:
     return lines
 
 
+def _sections_table(results: dict) -> list[str]:
+    """When each section was measured, and in which mode (sections may come from different runs)."""
+    sections = results.get("sections") or {}
+    rows = []
+    for name in SECTION_ORDER:
+        if name not in results:
+            continue
+        meta = sections.get(name) or {"measured_at": results.get("finished"), "quick": results.get("quick"),
+                                      "seconds": (results.get(name) or {}).get("seconds")}
+        at = meta.get("measured_at")
+        when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(at)) if at else "–"
+        took = f"{meta['seconds'] / 60:.1f} min" if meta.get("seconds") else "–"
+        failed = " (failed)" if (results.get(name) or {}).get("error") else ""
+        rows.append(f"| {name}{failed} | {when} | {'quick' if meta.get('quick') else 'full'} | {took} |")
+    if not rows:
+        return []
+    return ["| section | measured | mode | took |", "|---|---|---|---|", *rows, ""]
+
+
+def _swarm_section(w: dict) -> list[str]:
+    """One holder against nginx, the speed-up of four rate-limited holders, client memory, a corrupt holder."""
+    lines = ["## Swarm downloads (issue 11)", ""]
+    if w.get("error"):
+        return lines + [f"**The swarm benchmark failed:** `{w['error']}`", ""]
+    cfg = w.get("config", {})
+    lines += [
+        f"`bench/swarm.py`, files under `{cfg.get('dir')}` (the disk's noise stays out): a real directory "
+        "(open downloads, so every `p2p get` asks it for anonymous download tickets, as on a public network) "
+        "and real serving peers on loopback. Times are wall times of the whole `p2p get` command, start-up "
+        "included; every output is checked against the source digest.", ""]
+    single = w.get("single") or {}
+    if single.get("sizes"):
+        lines += [f"**One holder, no limit**, against nginx (`sendfile`) → `curl -s` → `bench/sink.py` (SHA-256 "
+                  "while writing, fsync), interleaved round by round. `p2p get --help` alone takes "
+                  f"{fmt_summary(single.get('cli_startup_s'), 2)} s.", "",
+                  "| file | p2p get MiB/s | less start-up | nginx → curl → sink MiB/s | ratio (paired) "
+                  "| ratio less start-up |", "|---|---|---|---|---|---|"]
+        for s in single["sizes"]:
+            lines.append(f"| {s['size_mib']} MiB | {fmt_summary(s['p2p_mib_s'])} "
+                         f"| {fmt_summary(s['p2p_mib_s_excl_startup'])} | {fmt_summary(s['nginx_mib_s'])} "
+                         f"| {fmt_summary(s['ratio'], 2)} | {fmt_summary(s['ratio_excl_startup'], 2)} |")
+        lines.append("")
+    sp = w.get("speedup")
+    if sp:
+        lines += [f"**Speed-up**: {sp['holders']} holders of one {sp['size_mib']} MiB file, each serving at most "
+                  f"{sp['rate']}/s (`--upload-rate-limit`); `p2p get --parallel 1` took {fmt_summary(sp['t1_s'], 1)} s, "
+                  f"`--parallel {sp['holders']}` {fmt_summary(sp['tn_s'], 1)} s (alternating): t(1)/t({sp['holders']}) "
+                  f"= {sp['speedup']:.2f} (medians; paired per round {fmt_summary(sp['paired'], 2)}). The ideal, "
+                  f"{sp['holders']}, is the four links; the start-up is paid once either way"
+                  + (f": less the CLI's start-up ({sp['cli_startup_s']:.2f} s) the ratio is "
+                     f"{sp['speedup_excl_startup']:.2f}" if sp.get("speedup_excl_startup") else "") + ".", ""]
+    mem = w.get("memory") or {}
+    if mem.get("rss"):
+        cells = "; ".join(f"{r['size_mib']} MiB: {fmt_summary(r['client_peak_rss_mib'])} MiB" for r in mem["rss"])
+        lines += [f"**Client memory** (VmHWM, polled every 10 ms), {cfg.get('holders')} unlimited holders, "
+                  f"`--parallel {cfg.get('holders')}`: {cells}"
+                  + (f"; the big file from one of them (`--parallel 1`): {fmt_summary(mem['rss_one_source_mib'])} MiB"
+                     if mem.get("rss_one_source_mib") else "") + ".", ""]
+    cor = mem.get("corrupt")
+    if cor:
+        rounds = cor.get("rounds", [])
+        banned = sorted({b for r in rounds for b in (r.get("banned") or {})})
+        lines += [f"**A corrupt holder among {cfg.get('holders')}**: src0's copy of a {cor['size_mib']} MiB file "
+                  f"had one byte flipped in every {cor['piece_size'] // MiB} MiB piece after it was indexed (size "
+                  "and mtime kept, so the holder still offers it). Bytes `p2p get --json` fetched beyond the file "
+                  f"size: {fmt_summary(cor['extra_pieces'], 2)} pieces over {cor['rounds_with_corrupt_holder']} "
+                  f"rounds in which the corrupt holder served; banned: {', '.join(banned) or 'none'}; pieces "
+                  f"re-fetched after a failed verification: "
+                  f"{', '.join(str((r.get('refetched') or {}).get('failed_verification')) for r in rounds)}.", ""]
+    return lines
+
+
+def _trust_section(t: dict) -> list[str]:
+    """Tickets and TLS against neither, and logins with the failed-login limiter."""
+    lines = ["## Tickets, TLS and logins (issue 12)", ""]
+    if t.get("error"):
+        return lines + [f"**The trust benchmark failed:** `{t['error']}`", ""]
+    cost = t.get("cost")
+    if cost:
+        lines += [
+            f"**Tickets and TLS** (`bench/trust.py`): three networks side by side, each a directory and one "
+            f"serving peer of the same {cost['size_mib']} MiB file under `{t.get('config', {}).get('dir')}`. "
+            "*Open*: plaintext, the directory gives anonymous download tickets (`--open-downloads`) and the peer "
+            "serves without them (`require_tickets = false`). *Tickets*: plaintext, the peer demands a ticket on "
+            "every Download; `p2p get` logs in with a client session (one scrypt check at the directory) and asks "
+            "for one. *Closed*: tickets as before, plus gRPC over TLS with a certificate of `p2p certs`, and "
+            f"the {cost.get('closed_directory')}. The order of the three rotates round by round; times are the "
+            "whole command.", "",
+            "| network | p2p get s | MiB/s |", "|---|---|---|",
+            f"| open | {fmt_summary(cost['open_s'], 2)} | {fmt_summary(cost['open_mib_s'])} |",
+            *([f"| tickets, plaintext | {fmt_summary(cost['tickets_s'], 2)} | {fmt_summary(cost['tickets_mib_s'])} |"]
+              if cost.get("tickets_s") else []),
+            f"| closed: tickets + TLS | {fmt_summary(cost['closed_s'], 2)} | {fmt_summary(cost['closed_mib_s'])} |",
+            "", f"Tickets + TLS against open: {cost['slower_pct']['median']:+.1f} % (median of the paired rounds; "
+                f"[{cost['slower_pct']['min']:.1f}–{cost['slower_pct']['max']:.1f}] %)"
+            + (f"; tickets alone (client login, ticket, the peer's check, plaintext): "
+               f"{cost['tickets_slower_pct']['median']:+.1f} %" if cost.get("tickets_slower_pct") else "") + ".", ""]
+    logins = t.get("logins")
+    if logins:
+        cfg = logins.get("config", {})
+        lines += [
+            f"**Logins** through gunicorn (`python -m directory_api`, {cfg.get('workers')} workers, SQLite), "
+            f"{cfg.get('clients')} clients each logging in a registered peer_id of its own with the right secret "
+            f"(client sessions), {cfg.get('seconds'):g} s a run, the limiter on (defaults: 5 failures a minute "
+            "per peer_id, 20 per address) and off, alternating:", "",
+            "| limiter | successful logins/s | p50 ms | p99 ms | errors |", "|---|---|---|---|---|"]
+        for name in ("on", "off"):
+            r = logins.get(name)
+            if r:
+                lines.append(f"| {name} | {fmt_summary(r['rps'], 1)} | {fmt_summary(r['p50_ms'], 0)} "
+                             f"| {fmt_summary(r['p99_ms'], 0)} | {sum(r['errors'])} |")
+        b = logins.get("brute")
+        if b:
+            lines += ["", f"A brute-forcer ({b['clients']} clients, wrong secrets for one peer_id, "
+                          f"{b['seconds']:.0f} s): {b['attempts']} attempts, {b['status'].get('401', 0)} answered 401 "
+                          f"(a guess checked), {b['status'].get('429', 0)} answered 429 with Retry-After "
+                          f"{b.get('retry_after')} s ({b['answers_per_s']:.0f} answers/s); a 429 takes {b['p50_429_ms']:.1f} ms (p50) against {b.get('p50_401_ms', 0):.0f} ms for "
+                          f"a checked guess. The right secret of that peer_id meanwhile: "
+                          f"{b.get('victim_status')} (the per-peer limit also holds out its owner until the "
+                          "window passes)."]
+        lines.append("")
+    return lines
+
+
 def _frames(entries, limit=8) -> str:
     return "<br>".join(f"{share:.1f}% `{name}`" for name, share in (entries or [])[:limit]) or "–"
 
@@ -396,14 +522,21 @@ def render_markdown(results: dict, images: list[str]) -> str:
     """The whole BENCHMARKS.md text."""
     mode = "quick" if results.get("quick") else "full"
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(results.get("finished", time.time())))
-    lines = ["# Benchmarks", "",
-             f"Generated by `{'make bench-quick' if mode == 'quick' else 'make bench'}` "
-             f"(`python -m bench.run{' --quick' if mode == 'quick' else ''}`) on {when}; the run took "
-             f"{results.get('seconds', 0) / 60:.1f} min. Do not edit by hand: edit `bench/` and run it again. "
-             "Raw figures: [`benchmarks.json`](benchmarks.json).", ""]
+    lines = ["# Benchmarks", ""]
+    if results.get("updated_by"):
+        lines += [f"Last updated by `{results['updated_by']}` on {when} ({results.get('seconds', 0) / 60:.1f} min); "
+                  "the other sections keep the figures of the run that measured them (dates below). Do not "
+                  "edit by hand: edit `bench/` and run it again. Raw figures: [`benchmarks.json`](benchmarks.json).",
+                  ""]
+    else:
+        lines += [f"Generated by `{'make bench-quick' if mode == 'quick' else 'make bench'}` "
+                  f"(`python -m bench.run{' --quick' if mode == 'quick' else ''}`) on {when}; the run took "
+                  f"{results.get('seconds', 0) / 60:.1f} min. Do not edit by hand: edit `bench/` and run it again. "
+                  "Raw figures: [`benchmarks.json`](benchmarks.json).", ""]
+    lines += _sections_table(results)
     if mode == "quick":
-        lines += ["> **Quick mode**: smaller sizes, shorter and fewer rounds. A sanity check, not the reference "
-                  "figures; `make bench` gives those.", ""]
+        lines += ["> **Quick mode** (in the sections marked quick): smaller sizes, shorter and fewer rounds. A "
+                  "sanity check, not the reference figures; `make bench` gives those.", ""]
     lines += ["## Headline", "", "Each figure is the median over rounds with [min–max]; each ratio is taken "
               "against a reference measured in the same run. Runs on this machine are either fast or about "
               "twice slower, in bursts (see the notes), so each directory ratio also gives the ratio of the "
@@ -430,6 +563,10 @@ def render_markdown(results: dict, images: list[str]) -> str:
         lines += _reliability_section(results["reliability"])
     if results.get("ops"):
         lines += _ops_section(results["ops"])
+    if results.get("swarm"):
+        lines += _swarm_section(results["swarm"])
+    if results.get("trust"):
+        lines += _trust_section(results["trust"])
     lines += _profile_section(results)
     if results.get("directory"):
         lines += report_scale.plans_section(results["directory"])

@@ -1,4 +1,8 @@
-"""Entry point: `python -m bench.run [--quick] [--only directory|transfer] [--report-only]` runs the benchmarks and writes the report."""
+"""Entry point: `python -m bench.run [--quick] [--only SECTION ...] [--report-only]` runs the benchmarks and writes the report.
+
+With --only, the sections run are merged into the existing docs/benchmarks.json: the other sections keep
+the figures (and the date) of the run that measured them, so the report stays whole.
+"""
 from __future__ import annotations
 
 import argparse
@@ -10,13 +14,13 @@ import time
 import traceback
 from pathlib import Path
 
-from bench import cluster, directory, ops, planning, reliability, report, transfer
+from bench import cluster, directory, ops, planning, reliability, report, swarm, transfer, trust
 from bench.common import ROOT, machine_info
 
 log = logging.getLogger(__name__)
 
 QUICK_RELIABILITY_ROUNDS = 6
-SECTIONS = ("directory", "planning", "cluster", "transfer", "reliability", "ops")
+SECTIONS = ("directory", "planning", "cluster", "transfer", "reliability", "ops", "swarm", "trust")
 
 
 def reliability_targets(res: dict) -> dict:
@@ -29,6 +33,44 @@ def reliability_targets(res: dict) -> dict:
                              "lower_is_better": True, "target_op": "=",
                              "what": f"downloads failed over {rounds} kill-a-holder rounds"},
     }
+
+
+def rederive_ratios(results: dict) -> None:
+    """Headline rows of the sections that can, computed again from their raw figures (after editing them)."""
+    derive = {"swarm": lambda r: swarm.ratios(r, swarm.SwarmBenchConfig(**r["config"])), "trust": trust.ratios}
+    for name, fn in derive.items():
+        res = results.get(name)
+        if res and not res.get("error") and res.get("config"):
+            res["ratios"] = fn(res)
+
+
+def merge_into(path: Path, new: dict, ran: list[str]) -> dict:
+    """The results of path with the sections in ran replaced by new's; every section keeps its own date.
+
+    A section the old file has and this run did not measure keeps its figures and gets the date,
+    mode and duration of the run that wrote the file (when it had no "sections" entry yet).
+    """
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return new
+    merged = dict(old)
+    sections = dict(old.get("sections") or {})
+    for name in SECTIONS:
+        if name in old and name not in sections:
+            sections[name] = {"measured_at": old.get("finished"), "quick": old.get("quick", False),
+                              "seconds": (old.get(name) or {}).get("seconds")}
+    for name in ran:
+        merged[name] = new[name]
+        sections[name] = new["sections"][name]
+    merged["sections"] = sections
+    merged["machine"] = {**(old.get("machine") or {}), **new["machine"]}
+    merged["quick"] = any(s.get("quick") for s in sections.values())
+    merged["finished"] = new["finished"]
+    merged["updated_by"] = "python -m bench.run" + "".join(f" --only {n}" for n in ran) + (
+        " --quick" if new.get("quick") else "")
+    merged["seconds"] = new["seconds"]
+    return merged
 
 
 def main(argv=None) -> int:
@@ -46,6 +88,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.report_only:
         results = json.loads((args.docs / "benchmarks.json").read_text())
+        rederive_ratios(results)
         paths = report.write_report(results, args.docs)
         print(f"rendered {paths['markdown']} and {len(paths['images'])} charts from {paths['json']}")
         return 0
@@ -53,7 +96,7 @@ def main(argv=None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     wanted = args.only or list(SECTIONS)
     started = time.time()
-    results: dict = {"quick": args.quick, "started": started, "machine": machine_info()}
+    results: dict = {"quick": args.quick, "started": started, "machine": machine_info(), "sections": {}}
     failed = False
     with tempfile.TemporaryDirectory(prefix="p2p-bench-", dir=args.workdir) as tmp:
         tmp = Path(tmp)
@@ -63,12 +106,15 @@ def main(argv=None) -> int:
             if name not in wanted:
                 return
             print(banner, flush=True)
+            begun = time.time()
             try:
                 results[name] = measure()
             except Exception as exc:
                 failed = True
                 traceback.print_exc()
                 results[name] = {"error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
+            results["sections"][name] = {"measured_at": time.time(), "quick": args.quick,
+                                         "seconds": time.time() - begun}
 
         dir_cfg = directory.DirectoryBenchConfig.for_mode(args.quick)
         dir_cfg.profile_dir = str(args.docs / "profiles")
@@ -104,8 +150,18 @@ def main(argv=None) -> int:
         ops_cfg = ops.OpsBenchConfig.for_mode(args.quick)
         section("ops", f"== operations benchmark: metrics on/off ({ops_cfg.rounds} rounds), slow clients, SIGTERM",
                 lambda: ops.run(ops_cfg, tmp / "ops"))
+        swarm_cfg = swarm.SwarmBenchConfig.for_mode(args.quick)
+        section("swarm", f"== swarm benchmark: one holder vs nginx ({swarm_cfg.big_mib}, {swarm_cfg.small_mib} MiB), "
+                         f"t(1)/t({swarm_cfg.holders}) at {swarm_cfg.rate}/s, client RSS, a corrupt holder",
+                lambda: swarm.run(swarm_cfg))
+        trust_cfg = trust.TrustBenchConfig.for_mode(args.quick)
+        section("trust", f"== trust benchmark: {trust_cfg.size_mib} MiB with and without tickets and TLS, "
+                         f"logins with the failed-login limiter",
+                lambda: trust.run(trust_cfg, tmp / "trust"))
     results["finished"] = time.time()
     results["seconds"] = results["finished"] - started
+    if args.only:
+        results = merge_into(args.docs / "benchmarks.json", results, wanted)
     paths = report.write_report(results, args.docs)
     print(f"\nwrote {paths['markdown']}, {paths['json']} and {len(paths['images'])} charts "
           f"in {results['seconds']:.0f} s")

@@ -121,7 +121,8 @@ def directory_server(tmp: Path):
     """A real directory process (`python -m directory_api`) on a free port with its own SQLite file."""
     db = tmp / "directory.db"
     proc = Proc([sys.executable, "-m", "directory_api", "--host", "127.0.0.1", "--port", "0",
-                 "--database", f"sqlite:///{db}", "--lease", "60", "--replication", "1"],
+                 "--database", f"sqlite:///{db}", "--lease", "60", "--replication", "1",
+                 "--open-downloads"],  # peers demand tickets: p2p get asks for anonymous ones
                 name="directory", cwd=tmp, env=PY_ENV, ready=r"directory listening on (http://\S+)", timeout=30)
     try:
         yield proc.match.group(1).rstrip("/"), proc
