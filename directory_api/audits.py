@@ -13,7 +13,7 @@ No SQL here: the rules, over the store (``store.claims``, ``store.audits``).
 - The rate is bounded network-wide: ``audits_per_minute``, scheduled by whichever directory
   process claims the "audits" task for the period (``store.claim_task``), so several processes
   schedule each audit once; each audit is handed out once (``store.take_audits``). A claim with
-  no proven holder to audit it waits ``NO_AUDITOR_RETRY_S`` before it is looked at again.
+  no proven holder to audit it waits ``NO_AUDITOR_RETRY_S`` (at most the audit interval) before it is looked at again.
 - An audit costs the auditor at most one piece (``audit_range``).
 - Reports: a downloader that got a bad piece reports the holder corrupt; the directory only
   orders a re-hash (``verify`` in the holder's heartbeat answer), at most once per
@@ -62,6 +62,8 @@ class Auditing:
         """Bind the rate, interval and deadline; signer issues the audits' download tickets."""
         self.per_minute = config.audits_per_minute
         self.interval_s = config.audit_interval_s
+        # never longer than the interval itself: a claim is not put off past its next audit
+        self.no_auditor_retry_s = min(NO_AUDITOR_RETRY_S, self.interval_s)
         self.deadline_s = config.deadline_s
         # A batch every period, at least MIN_PERIOD_S apart (each tick is a write transaction of
         # every process), the period stretched so that batch / period is exactly the rate.
@@ -92,7 +94,7 @@ class Auditing:
                 if claim["auditor"] is None:
                     # Nobody holds proven bytes of it yet (a push or an audit will change that).
                     self.store.defer_claim(claim["peer_id"], claim["sha256"],
-                                           now - self.interval_s + NO_AUDITOR_RETRY_S, conn=conn)
+                                           now - self.interval_s + self.no_auditor_retry_s, conn=conn)
                     continue
                 if made == self.batch:
                     break

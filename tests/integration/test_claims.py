@@ -124,17 +124,23 @@ def test_an_audit_catches_a_peer_that_only_claims_a_file(directory_factory, peer
         # two unproven claims count as one copy: a real backup is planned, pushed and confirmed
         backup = peer_factory(directory.url, peer_id="backup", env=PIECES_ENV)
         wait_until(lambda: os.path.exists(os.path.join(backup.folder, "doc.bin")), timeout=60)
-        # the proven backup audits the other claims: the liar is refuted, the owner proven. The
-        # directory looked at both claims before anybody was proven and put them off for a minute
-        # (dir-claims' NO_AUDITOR_RETRY_S): hence the long wait.
-        wait_until(lambda: replication(directory.url, sha(data)).get("refuted") == 1, timeout=90, interval=0.5)
+        # the proven backup audits the other claims: the liar is refuted, the owner proven (claims
+        # seen while nobody was proven were put off for the audit interval, 1 s here)
+        wait_until(lambda: replication(directory.url, sha(data)).get("refuted") == 1, timeout=60, interval=0.5)
         assert holders_of(directory.url, sha(data)) == ["backup", "owner"]
         wait_until(lambda: replication(directory.url, sha(data)).get("proven") == 2, timeout=30)
         backup.wait_for_output(r"audit \S+: liar \(\S+\) failed for", timeout=5)
         assert open(os.path.join(backup.folder, "doc.bin"), "rb").read() == data
+        # the real holder dies: the file lives on, and a download gets it from the backup
+        owner.proc.kill()
+        owner.proc.wait(timeout=10)
+        wait_until(lambda: holders_of(directory.url, sha(data)) == ["backup"], timeout=30)
+        ini = write_config(tmp_path / "me.ini", backup, directory.url)
+        got = p2p_get(sha(data), tmp_path / "after.bin", ini)
+        assert got.returncode == 0, got.stderr
+        assert (tmp_path / "after.bin").read_bytes() == data
     finally:
         liar.stop.set()
-    assert owner.proc.poll() is None
 
 
 def test_the_scrub_finds_a_rotted_copy_and_withdraws_it(directory_factory, peer_factory):
