@@ -7,7 +7,6 @@ import sys
 
 import pytest
 import requests
-from click.testing import CliRunner
 
 import peer_node.cli as cli
 from peer_node import session
@@ -17,15 +16,6 @@ from tests.integration.helpers import holders_of, wait_until
 DATA = os.urandom(50_000)
 SHA = hashlib.sha256(DATA).hexdigest()
 DATA_ENTRY = {"name": "data.bin", "size": len(DATA), "sha256": SHA}
-
-
-@pytest.fixture
-def runner(monkeypatch, tmp_path):
-    monkeypatch.chdir(tmp_path)  # no ./peerConfig.ini here
-    for var in list(os.environ):
-        if var.startswith("P2P_"):
-            monkeypatch.delenv(var)
-    return CliRunner()
 
 
 @pytest.fixture

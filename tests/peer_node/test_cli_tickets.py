@@ -5,7 +5,6 @@ import json
 import os
 
 import pytest
-from click.testing import CliRunner
 
 import peer_node.cli as cli
 from peer_node.admission import Admission, Keyring
@@ -14,15 +13,6 @@ from tests.fixtures.fake_directory import FakeDirectory
 
 DATA = os.urandom(200_000)
 SHA = hashlib.sha256(DATA).hexdigest()
-
-
-@pytest.fixture
-def runner(monkeypatch, tmp_path):
-    monkeypatch.chdir(tmp_path)  # no ./peerConfig.ini here
-    for var in list(os.environ):
-        if var.startswith("P2P_"):
-            monkeypatch.delenv(var)
-    return CliRunner()
 
 
 @pytest.fixture

@@ -6,8 +6,6 @@ import json
 import os
 import re
 
-import pytest
-from click.testing import CliRunner
 
 import peer_node.cli as cli
 from peer_node.progress import Progress, human_size
@@ -99,15 +97,6 @@ def test_without_a_terminal_rich_is_not_imported():
 
 
 # -- the commands ----------------------------------------------------------------------------------
-
-@pytest.fixture
-def runner(monkeypatch, tmp_path):
-    monkeypatch.chdir(tmp_path)
-    for var in list(os.environ):
-        if var.startswith("P2P_"):
-            monkeypatch.delenv(var)
-    return CliRunner()
-
 
 def test_put_shows_progress_lines_and_answers_json(runner, inproc_peer_factory, tmp_path):
     peer = inproc_peer_factory({})

@@ -9,9 +9,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from peer_node.admission import Admission, Keyring
 from protos import p2p_pb2, p2p_pb2_grpc, tickets
-from tests.fixtures.tickets import Mint
 from tests.integration.helpers import wait_until
 
 BIG = os.urandom(24 * 1024 * 1024)  # far more than the flow-control windows hold
@@ -23,16 +21,9 @@ TIMEOUT = 0.5
 
 
 @pytest.fixture
-def mint():
-    return Mint()
-
-
-@pytest.fixture
-def peer(inproc_peer_factory, mint):
-    keyring = Keyring()
-    keyring.learn(mint.key_dict)
+def peer(inproc_peer_factory, admission):
     return inproc_peer_factory({"big.bin": BIG}, chunk_size=64 * 1024, max_transfers=SLOTS,
-                               header_timeout=TIMEOUT, stall_timeout=TIMEOUT, admission=Admission("me", keyring))
+                               header_timeout=TIMEOUT, stall_timeout=TIMEOUT, admission=admission)
 
 
 @pytest.fixture

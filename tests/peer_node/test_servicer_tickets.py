@@ -7,7 +7,6 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from peer_node.admission import Admission, Keyring
 from peer_node.client import PeerClient
 from peer_node.errors import TicketRefused, TicketRequired
 from protos import p2p_pb2, p2p_pb2_grpc, tickets
@@ -20,16 +19,9 @@ NEW_SHA = hashlib.sha256(NEW).hexdigest()
 
 
 @pytest.fixture
-def mint():
-    return Mint()
-
-
-@pytest.fixture
-def peer(inproc_peer_factory, mint):
-    keyring = Keyring()
-    keyring.learn(mint.key_dict)
+def peer(inproc_peer_factory, admission):
     return inproc_peer_factory({"data.bin": DATA}, chunk_size=64 * 1024, max_transfers=2,
-                               admission=Admission("me", keyring), max_upload_bytes=1_000_000)
+                               admission=admission, max_upload_bytes=1_000_000)
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import ssl
 import threading
 
 import pytest
-from click.testing import CliRunner
 
 import peer_node.cli as cli
 from peer_node import certs, tls
@@ -230,15 +229,6 @@ def test_the_directory_client_verifies_https_against_directory_ca(pki, https_dir
 
 
 # -- the command line ----------------------------------------------------------------------
-
-@pytest.fixture
-def runner(monkeypatch, tmp_path):
-    monkeypatch.chdir(tmp_path)
-    for var in list(os.environ):
-        if var.startswith("P2P_"):
-            monkeypatch.delenv(var)
-    return CliRunner()
-
 
 def test_p2p_certs_makes_a_network_that_handshakes(runner, tmp_path, start_peer):
     result = runner.invoke(cli.main, ["certs", "tls", "--peers", "2", "--host", "peer.example.org"])
