@@ -95,6 +95,10 @@ class Progress:
     def _plain(self, done, holders):
         out = []
         for peer_id, state, verified in holders:
+            # a holder that starts with nothing verified is no news: an error right after stays one line
+            news = state != "active" or verified > 0
+            if not news:
+                continue  # shown once its first piece is verified
             if self._states.get(peer_id) != state and state in ("active", "busy", "banned", "stalled", "failed"):
                 out.append(f"  holder {peer_id}: {state} ({human_size(verified)} verified)")
             self._states[peer_id] = state

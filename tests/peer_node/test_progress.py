@@ -47,8 +47,7 @@ def test_off_a_terminal_one_line_per_tenth_and_per_holder_state_change():
     # 10 %, 20 %, ... 100 %: the start is no step (an upload refused at once prints only its error)
     assert len([line for line in lines if line.startswith("f.bin:")]) == 10 and "\r" not in out.getvalue()
     assert [line.strip() for line in lines if "holder" in line] == [
-        "holder good: active (0 B verified)", "holder bad: active (0 B verified)",
-        "holder bad: banned (0 B verified)"]
+        "holder good: active (1 B verified)", "holder bad: banned (0 B verified)"]  # nothing verified yet: no line
     assert "100.0% 1000 B of 1000 B" in lines[-1] or "100.0%" in "".join(lines)
 
 
@@ -120,7 +119,7 @@ def test_put_without_json_says_one_line_on_stdout(runner, inproc_peer_factory, t
     assert result.exit_code == 0 and result.stdout.startswith("uploaded up.bin (1000 bytes")
 
 
-def test_get_shows_progress_and_holder_lines(runner, inproc_peer_factory, tmp_path):
+def test_get_shows_its_progress_off_a_terminal(runner, inproc_peer_factory, tmp_path):
     data = os.urandom(2 * MiB)
     peer = inproc_peer_factory({"d.bin": data})
     entry = peer.folder.by_name("d.bin")
@@ -130,7 +129,9 @@ def test_get_shows_progress_and_holder_lines(runner, inproc_peer_factory, tmp_pa
         result = runner.invoke(cli.main, ["get", entry.sha256, "--out", str(tmp_path / "d.bin"), "--directory", url])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "d.bin").read_bytes() == data
-    assert "holder alice: active" in result.stderr and "d.bin: 100.0%" in result.stderr
+    # holder lines come with verified pieces while others are still fetched (test above); a fast
+    # one-piece download ends before any, so only the final line is sure
+    assert "d.bin: 100.0%" in result.stderr and "Error" not in result.stderr
 
 
 def test_log_lines_during_the_bar_are_printed_above_it_and_the_handler_is_put_back():
