@@ -10,6 +10,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -47,8 +48,8 @@ def wait_port(host: str, port: int, timeout: float = 20.0) -> None:
     raise TimeoutError(f"nothing listening on {host}:{port} after {timeout}s")
 
 
-def http_json(method: str, url: str, body=None, token: str | None = None, timeout: float = 10.0):
-    """One HTTP request with a JSON body; answers (status, parsed JSON or None)."""
+def http_json(method: str, url: str, body=None, token: str | None = None, timeout: float = 10.0, ca=None):
+    """One HTTP request with a JSON body (HTTPS verified against ca, when given); answers (status, JSON or None)."""
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(url, data=data, method=method)
     if data is not None:
@@ -56,7 +57,8 @@ def http_json(method: str, url: str, body=None, token: str | None = None, timeou
     if token:
         req.add_header("Authorization", f"Bearer {token}")
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
+        context = ssl.create_default_context(cafile=str(ca)) if ca else None
+        with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:
             raw = resp.read()
             status = resp.status
     except urllib.error.HTTPError as exc:

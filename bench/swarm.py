@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from bench.common import ROOT, MiB, Proc, free_port, http_json, run_timed, summary
-from bench.transfer import fetch_nginx, make_file, nginx, wait_holder
+from bench.transfer import cli_startup_s, fetch_nginx, make_file, nginx, wait_holder
 from peer_node.hashing import sha256_file
 
 log = logging.getLogger(__name__)
@@ -113,15 +113,6 @@ def fetch(url: str, sha: str, out: Path, cwd: Path, *extra, env=None) -> dict:
     return {"seconds": seconds, "rss": rss, "result": result}
 
 
-def startup_s(cwd: Path) -> float:
-    """Wall time of `python -m peer_node get --help`: the fixed cost inside every timing."""
-    seconds, code, _, output = run_timed([sys.executable, "-m", "peer_node", "get", "--help"], cwd=cwd, env=PY_ENV,
-                                         timeout=60)
-    if code != 0:
-        raise RuntimeError(f"p2p get --help failed: {output}")
-    return seconds
-
-
 def _linked(src: Path, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     os.link(src, folder / src.name)
@@ -158,7 +149,7 @@ def single_holder(cfg: SwarmBenchConfig, base: Path, files: dict) -> dict:
                 got.append(row)
                 log.info("single holder %5d MiB round %d: p2p %6.0f MiB/s  nginx %6.0f MiB/s  ratio %.2f",
                          size_mib, r + 1, size_mib / row["p2p_s"], size_mib / row["nginx_s"], row["ratio"])
-    startup = summary(startup_s(base) for _ in range(3))
+    startup = summary(cli_startup_s(base) for _ in range(3))
     out = {"cli_startup_s": startup, "sizes": []}
     for size_mib, got in rows.items():
         out["sizes"].append({
@@ -187,7 +178,7 @@ def speedup(cfg: SwarmBenchConfig, base: Path, files: dict) -> dict:
                 log.info("%d MiB from %d holders at %s/s each, --parallel %d: %.1f s",
                          cfg.speedup_mib, cfg.holders, cfg.rate, parallel, got["seconds"])
     t1, tn = summary(times[1]), summary(times[cfg.holders])
-    start = startup_s(base)
+    start = cli_startup_s(base)
     return {"size_mib": cfg.speedup_mib, "rate": cfg.rate, "holders": cfg.holders, "t1_s": t1, "tn_s": tn,
             "speedup": t1["median"] / tn["median"],
             "paired": summary(a / b for a, b in zip(times[1], times[cfg.holders])),

@@ -142,12 +142,12 @@ def serving_peer(peer_id: str, folder: Path, directory: str, cwd: Path):
         proc.stop()
 
 
-def wait_holder(directory: str, sha: str, peer_id: str, timeout: float = 60.0) -> None:
-    """Wait until the directory lists peer_id as a live holder of sha."""
+def wait_holder(directory: str, sha: str, peer_id: str, timeout: float = 60.0, ca=None) -> None:
+    """Wait until the directory lists peer_id as a live holder of sha (an HTTPS one verified against ca)."""
     deadline = time.monotonic() + timeout
     body = None
     while time.monotonic() < deadline:
-        status, body = http_json("GET", f"{directory}/api/v1/files/{sha}")
+        status, body = http_json("GET", f"{directory}/api/v1/files/{sha}", ca=ca)
         if status == 200 and any(h.get("peer_id") == peer_id for h in (body or {}).get("holders", [])):
             return
         time.sleep(0.2)

@@ -22,7 +22,6 @@ import http.client
 import json
 import logging
 import os
-import ssl
 import subprocess
 import sys
 import tempfile
@@ -103,26 +102,6 @@ def make_certs(tmp: Path) -> Path:
     return certs
 
 
-def _wait_holder_tls(url: str, sha: str, ca: Path, timeout: float = 60.0) -> None:
-    """wait_holder for an HTTPS directory (verified against ca)."""
-    ctx = ssl.create_default_context(cafile=str(ca))
-    parts = urlsplit(url)
-    deadline = time.monotonic() + timeout
-    body = None
-    while time.monotonic() < deadline:
-        conn = http.client.HTTPSConnection(parts.hostname, parts.port, context=ctx, timeout=10)
-        try:
-            conn.request("GET", f"/api/v1/files/{sha}")
-            resp = conn.getresponse()
-            body = json.loads(resp.read() or b"null")
-            if resp.status == 200 and any(h.get("peer_id") == "src0" for h in (body or {}).get("holders", [])):
-                return
-        finally:
-            conn.close()
-        time.sleep(0.2)
-    raise TimeoutError(f"the directory never listed src0 as holder of {sha}: {body}")
-
-
 VARIANTS = ("open", "tickets", "closed")  # closed = tickets + TLS
 
 
@@ -154,7 +133,7 @@ def ticket_cost(cfg: TrustBenchConfig, base: Path) -> dict:
         stack.enter_context(peer(base, folders["closed"], closed_url, closed_peer_env))
         wait_holder(open_url, sha, "src0")
         wait_holder(tickets_url, sha, "src0")
-        _wait_holder_tls(closed_url, sha, ca)
+        wait_holder(closed_url, sha, "src0", ca=ca)
         urls = {"open": (open_url, {}), "tickets": (tickets_url, identity),
                 "closed": (closed_url, {"P2P_TLS_CA": str(ca), "P2P_DIRECTORY_CA": str(ca), **identity})}
         for r in range(cfg.rounds):

@@ -11,9 +11,6 @@ The servicer calls Admission.admit() before anything else of a transfer (before 
 slot is taken, before an Upload's header is awaited) and Admission.match() once it knows the
 file: a ticket for another file or another size is refused there.
 """
-import base64
-import binascii
-import json
 import logging
 import threading
 import time
@@ -97,28 +94,6 @@ class Keyring:
             self._fetching.release()
 
 
-def _peek_kid(ticket):
-    """The kid claim of a ticket, unverified (None if unreadable): decides whether to refresh keys."""
-    parts = ticket.split(".")
-    if len(parts) != 3:
-        return None
-    try:
-        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        return None
-    kid = payload.get("kid") if isinstance(payload, dict) else None
-    return kid if isinstance(kid, str) else None
-
-
-def _peek_sha(ticket):
-    parts = ticket.split(".")
-    try:
-        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-        return payload.get("sha") if isinstance(payload.get("sha"), str) else ""
-    except (binascii.Error, ValueError, UnicodeDecodeError, AttributeError, IndexError):
-        return ""
-
-
 class Admission:
     """Checks the ticket of each Download and Upload for the peer named me."""
 
@@ -139,14 +114,12 @@ class Admission:
             raise TicketRequired(MISSING)
         if len(ticket) > tickets.MAX_TICKET_CHARS:
             raise TicketRefused("not a ticket: too long")
-        # the file is matched later (a Download may name it by name, an Upload's header comes
-        # later): verify against the file the ticket itself names, then compare in match()
-        sha = _peek_sha(ticket)
-        kid = _peek_kid(ticket)
-        if kid is not None and kid not in self.keyring.keys():
+        kid = tickets.peek(ticket).get("kid")
+        if isinstance(kid, str) and kid not in self.keyring.keys():
             self.keyring.refresh()
+        # the file is matched later (a Download may name it by name, an Upload's header comes later)
         try:
-            return tickets.verify(ticket, self.keyring.keys(), self._clock(), purpose=purpose, sha256=sha,
+            return tickets.verify(ticket, self.keyring.keys(), self._clock(), purpose=purpose, sha256=None,
                                   me=self.me, leeway_s=self.leeway_s)
         except tickets.TicketError as exc:
             raise TicketRefused(str(exc)) from None

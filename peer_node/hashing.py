@@ -7,40 +7,47 @@ import os
 from protos.rules import DEFAULT_PIECE_SIZE, Digest, PieceHasher, is_sha256
 
 __all__ = ["DEFAULT_PIECE_SIZE", "Digest", "PieceHasher", "is_sha256", "READ_SIZE", "hash_file",
-           "sha256_file", "read_range"]
+           "sha256_file", "read_blocks", "read_range"]
 
 READ_SIZE = 1024 * 1024  # big enough that hashlib releases the GIL, small enough to stay cheap
+
+
+def read_blocks(f, limit=None, read_size=READ_SIZE, before=None):
+    """Yield the next blocks of the open file f (up to limit bytes, all when None), one reused buffer.
+
+    Each block is a memoryview valid until the next one is asked for; before(n), when given, is
+    called ahead of each read of n bytes (a rate limit pays for what is read, not the buffer).
+    """
+    buf = bytearray(read_size)
+    view = memoryview(buf)
+    remaining = limit
+    while remaining is None or remaining > 0:
+        want = read_size if remaining is None else min(read_size, remaining)
+        if before is not None:
+            before(want)
+        n = f.readinto(view[:want])
+        if not n:
+            return
+        yield view[:n]
+        if remaining is not None:
+            remaining -= n
 
 
 def hash_file(path, piece_size=DEFAULT_PIECE_SIZE, read_size=READ_SIZE):
     """Digest of the file at path, read in read_size blocks into one reused buffer."""
     hasher = PieceHasher(piece_size)
-    buf = bytearray(read_size)
-    view = memoryview(buf)
     with open(path, "rb", buffering=0) as f:
-        while True:
-            n = f.readinto(buf)
-            if not n:
-                break
-            hasher.update(view[:n])
+        for block in read_blocks(f, read_size=read_size):
+            hasher.update(block)
     return hasher.finish()
 
 
 def sha256_file(path, limit=None, read_size=READ_SIZE):
     """A hashlib sha256 object fed with the first `limit` bytes (all when None) of path."""
     h = hashlib.sha256()
-    buf = bytearray(read_size)
-    view = memoryview(buf)
-    remaining = limit
     with open(path, "rb", buffering=0) as f:
-        while remaining is None or remaining > 0:
-            want = read_size if remaining is None else min(read_size, remaining)
-            n = f.readinto(view[:want])
-            if not n:
-                break
-            h.update(view[:n])
-            if remaining is not None:
-                remaining -= n
+        for block in read_blocks(f, limit, read_size):
+            h.update(block)
     return h
 
 

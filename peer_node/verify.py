@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 
 from peer_node.errors import NotFound, UnsafeName
-from peer_node.hashing import READ_SIZE
+from peer_node.hashing import READ_SIZE, read_blocks
 from protos.rules import PieceHasher, is_sha256
 
 log = logging.getLogger(__name__)
@@ -51,22 +51,15 @@ def check_copy(folder, entry, throttle=None, stop=None, read_size=READ_SIZE):
     if not _same_file(before, entry):
         return Check(entry, "changed")
     hasher = PieceHasher(entry.piece_size)
-    buf = bytearray(read_size)
-    view = memoryview(buf)
     pos = 0
     try:
         with open(path, "rb", buffering=0) as f:
-            while pos < entry.size:
+            # a file shorter than indexed ends the blocks early: the stat below says "changed"
+            for block in read_blocks(f, entry.size, read_size, before=throttle):
+                hasher.update(block)
+                pos += len(block)
                 if stop is not None and stop.is_set():
                     return Check(entry, "stopped")
-                want = min(read_size, entry.size - pos)
-                if throttle is not None:
-                    throttle(want)  # what is read, not the buffer: small files cost what they weigh
-                n = f.readinto(view[:want])
-                if not n:
-                    break  # shorter than indexed: the stat below says "changed"
-                hasher.update(view[:n])
-                pos += n
         after = os.stat(path)
     except OSError as exc:
         if exc.errno == errno.ENOENT:

@@ -161,13 +161,26 @@ def _claims(data) -> Claims:
     return claims
 
 
-def verify(ticket: str, keys: dict, now: float, *, purpose: str, sha256: str, me: str | None = None,
+def peek(ticket: str) -> dict:
+    """The claims a ticket states, unverified ({} when unreadable): which key to verify it with."""
+    parts = ticket.split(".") if isinstance(ticket, str) else []
+    if len(parts) != 3:
+        return {}
+    try:
+        payload = json.loads(_unb64(parts[1]))
+    except (TicketError, ValueError, UnicodeDecodeError):
+        return {}
+    return payload if isinstance(payload, dict) else {}
+
+
+def verify(ticket: str, keys: dict, now: float, *, purpose: str, sha256: str | None, me: str | None = None,
            size: int | None = None, leeway_s: float = DEFAULT_LEEWAY_S) -> Claims:
     """The Claims of a genuine, current ticket for this transfer; a TicketError saying why not.
 
-    keys maps key ids to the directory's public keys. me is the checking peer's own peer_id:
-    an upload ticket must name it, and a download ticket that names a holder must name it.
-    size, for an upload, is the size the header announces.
+    keys maps key ids to the directory's public keys. sha256 None leaves the file to the caller
+    (a peer learns it only from the request or an Upload's header). me is the checking peer's own
+    peer_id: an upload ticket must name it, and a download ticket that names a holder must name
+    it. size, for an upload, is the size the header announces.
     """
     if not isinstance(ticket, str) or len(ticket) > MAX_TICKET_CHARS:
         raise MalformedTicket("not a ticket: missing or too long")
@@ -191,7 +204,7 @@ def verify(ticket: str, keys: dict, now: float, *, purpose: str, sha256: str, me
         raise ExpiredTicket(claims.exp, now)
     if claims.pur != purpose:
         raise WrongTicket("pur", purpose, claims.pur)
-    if claims.sha != sha256:
+    if sha256 is not None and claims.sha != sha256:
         raise WrongTicket("sha", sha256, claims.sha)
     if purpose == UPLOAD or claims.aud is not None:
         if me is None or claims.aud != me:

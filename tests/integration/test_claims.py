@@ -1,11 +1,5 @@
 """Claims against real processes: a corrupt holder is reported, ordered to verify, and quarantines
-its copy; an audit by a proven holder catches a peer that only claims a file.
-
-Needs the directory side of issue 11 (helper dir-claims): POST .../corrupt and .../verified,
-`verify` and `audit` in heartbeat answers, POST /audits/{id}, `replication.{proven,unproven,
-refuted}` in GET /files/{sha256}, and the --audits-per-minute / --audit-interval settings.
-Without them the tests are skipped (a directory that does not know /audits answers 404 to it
-with "no such route" rather than the problem of an unknown audit).
+its copy; an audit by a proven holder catches a peer that only claims a file; a scrub finds rot.
 """
 import json
 import os
@@ -26,13 +20,6 @@ PIECE = 256 * 1024
 PIECES_ENV = {"P2P_PIECE_SIZE": "256KiB"}
 
 
-def claims_supported(directory_url):
-    """True when the directory serves the claim endpoints (an unknown audit is its own 404 problem)."""
-    r = requests.get(f"{directory_url}/api/v1/openapi.json", timeout=5)
-    paths = r.json().get("paths", {}) if r.ok else {}
-    return any("/audits/" in p for p in paths)
-
-
 def file_detail(directory_url, digest):
     r = requests.get(f"{directory_url}/api/v1/files/{digest}", timeout=5)
     return r.json() if r.ok else {}
@@ -50,8 +37,6 @@ def p2p_get(digest, out, ini, *extra):
 
 def test_a_corrupt_holder_is_ordered_to_verify_and_quarantines_its_copy(directory_factory, peer_factory, tmp_path):
     directory = directory_factory(lease=3)
-    if not claims_supported(directory.url):
-        pytest.skip("the directory has no claim endpoints yet (helper dir-claims)")
     data = os.urandom(6 * PIECE + 17)
     files = {"film.bin": data}
     bad = peer_factory(directory.url, files=files, peer_id="bad", env=PIECES_ENV)
@@ -110,8 +95,6 @@ def test_an_audit_catches_a_peer_that_only_claims_a_file(directory_factory, peer
                                                          tmp_path):
     directory = directory_factory(lease=3, replication=2,
                                   extra_args=("--audits-per-minute", "600", "--audit-interval", "1"))
-    if not claims_supported(directory.url):
-        pytest.skip("the directory has no claim endpoints yet (helper dir-claims)")
     data = os.urandom(3 * PIECE + 5)
     owner = peer_factory(directory.url, files={"doc.bin": data}, peer_id="owner", env=PIECES_ENV)
     wait_until(lambda: holders_of(directory.url, sha(data)) == ["owner"], timeout=20)

@@ -21,18 +21,6 @@ SHA = sha(DATA)
 CLIENT = {"P2P_PEER_ID": "reader", "P2P_SECRET": "reader-secret"}  # the client session that asks the tickets
 
 
-def _directory_has(setting):
-    from directory_api.config import DirectoryConfig
-
-    return setting in DirectoryConfig.__dataclass_fields__
-
-
-# the directory's side (its TLS probe of reported peers, HTTPS) is issue 12's directory work
-PROBE_TLS = _directory_has("peer_ca")
-HTTPS = _directory_has("certfile")
-needs_probe_tls = pytest.mark.skipif(not PROBE_TLS, reason="this directory's probe has no --peer-ca yet")
-
-
 def run(*argv, cwd, env=None, timeout=60):
     """A command with the test's environment (no P2P_* of the user's) plus env."""
     return subprocess.run([str(a) for a in argv], cwd=cwd, env=clean_env(PYTHONPATH=str(ROOT), **(env or {})),
@@ -56,7 +44,7 @@ def pki(tmp_path):
 def network(tmp_path, pki, directory_factory, peer_factory):
     """A directory (copies wanted: 2; its probe trusts the CA) and three TLS peers; peer1 shares data.bin."""
     directory = directory_factory(lease=2, replication=2,
-                                  extra_args=("--peer-ca", pki / "ca.pem") if PROBE_TLS else ())
+                                  extra_args=("--peer-ca", pki / "ca.pem"))
     peers = []
     for n in (1, 2, 3):
         env = {"P2P_TLS_CERT": str(pki / f"peer{n}.pem"), "P2P_TLS_KEY": str(pki / f"peer{n}-key.pem"),
@@ -103,7 +91,6 @@ def test_replication_and_p2p_get_over_tls_and_plaintext_is_refused(tmp_path, pki
     assert "its TLS certificate is not signed by our CA" in done.stderr
 
 
-@needs_probe_tls
 def test_the_directory_probe_finds_a_tls_peer_alive(network):
     directory, (peer1, _, _) = network
     # a reporter with a session of its own says peer1 is unreachable; the TLS probe says otherwise
@@ -139,8 +126,7 @@ def test_stock_grpcurl_with_the_ca(tmp_path, pki, network):
 def test_mutual_tls_peer_refuses_callers_without_a_client_certificate(tmp_path, pki, directory_factory,
                                                                       peer_factory):
     directory = directory_factory(lease=2, extra_args=(
-        "--peer-ca", pki / "ca.pem", "--peer-cert", pki / "directory.pem", "--peer-key", pki / "directory-key.pem")
-        if PROBE_TLS else ())
+        "--peer-ca", pki / "ca.pem", "--peer-cert", pki / "directory.pem", "--peer-key", pki / "directory-key.pem"))
     server_env = {"P2P_TLS_CERT": str(pki / "peer1.pem"), "P2P_TLS_KEY": str(pki / "peer1-key.pem"),
                   "P2P_TLS_CA": str(pki / "ca.pem"), "P2P_TLS_REQUIRE_CLIENT_CERT": "true"}
     peer = peer_factory(directory.url, files={"data.bin": DATA}, peer_id="peer1", env=server_env)
@@ -161,8 +147,6 @@ def test_mutual_tls_peer_refuses_callers_without_a_client_certificate(tmp_path, 
         listed = run(GRPCURL, "-cacert", pki / "ca.pem", "-cert", pki / "peer2.pem", "-key", pki / "peer2-key.pem",
                      peer.address, "list", cwd=tmp_path)
         assert listed.returncode == 0 and "p2p.v1.P2PService" in listed.stdout, listed.stderr
-    if not PROBE_TLS:
-        return
     # the directory's probe presents its own certificate of the network, so peer1 stays listed
     login = requests.post(f"{directory.url}/api/v1/login", timeout=5, json={
         "peer_id": "reporter", "secret": "reporter-secret", "grpc_address": "127.0.0.1:9"})
@@ -193,7 +177,6 @@ def test_a_holder_with_another_networks_certificate_is_skipped(tmp_path, pki, ne
     wait_until(lambda: "aaa-impostor" not in holders_of(directory.url, SHA), timeout=10)
 
 
-@pytest.mark.skipif(not (HTTPS and PROBE_TLS), reason="this directory has no --certfile/--keyfile yet")
 def test_peers_and_clients_verify_an_https_directory_against_directory_ca(tmp_path, pki, peer_factory):
     from tests.procs import ServerProcess, python_module
 

@@ -92,6 +92,21 @@ def test_text_that_is_not_a_ticket_is_malformed(keys, text):
         tickets.verify(text, keys, NOW, purpose=tickets.DOWNLOAD, sha256=SHA)
 
 
+def test_peek_reads_the_stated_claims_without_trusting_them(key):
+    assert tickets.peek(make(key, sub="mallory"))["sub"] == "mallory"
+    assert tickets.peek(make(key))["kid"] == tickets.key_id(key.public_key())
+
+
+@pytest.mark.parametrize("text", [None, "", "v1", "v1.!!!.AAAA", "v1.W10.AAAA", "v1.ZMOp.AAAA"])
+def test_peek_at_what_is_no_ticket_is_empty(text):
+    assert tickets.peek(text) == {}
+
+
+def test_without_a_sha256_the_file_is_left_to_the_caller(key, keys):
+    claims = tickets.verify(make(key, sha=OTHER_SHA), keys, NOW, purpose=tickets.DOWNLOAD, sha256=None)
+    assert claims.sha == OTHER_SHA
+
+
 def test_public_keys_round_trip_and_bad_ones_are_refused(key):
     text = tickets.encode_public_key(key.public_key())
     assert tickets.key_id(tickets.decode_public_key(text)) == tickets.key_id(key.public_key())
