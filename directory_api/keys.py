@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 import time
 from dataclasses import dataclass
 
@@ -47,23 +48,42 @@ def _load(pem: bytes, where: str) -> Ed25519PrivateKey:
 
 def _from_file(path: str) -> Ed25519PrivateKey:
     """The key in path, written there first (0600, never replacing a file) when it is missing."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass
-    except OSError as exc:
-        raise ConfigError(f"ticket key {path}: cannot create it: {exc.strerror or exc}") from None
-    else:
-        with os.fdopen(fd, "wb") as f:
-            f.write(_pem(Ed25519PrivateKey.generate()))
-            f.flush()
-            os.fsync(f.fileno())
-        log.info("created the ticket-signing key %s", path)
+    if not os.path.exists(path):
+        _create(path)
     try:
         with open(path, "rb") as f:
             return _load(f.read(), f"ticket key {path}")
     except OSError as exc:
         raise ConfigError(f"ticket key {path}: cannot read it: {exc.strerror or exc}") from None
+
+
+def _create(path: str) -> None:
+    """Write a new key to path whole or not at all: processes starting together all read one key.
+
+    The key is written and fsynced under a temporary name, then hard-linked to path; a link never
+    replaces a file, so when two processes race exactly one key wins and nobody reads a half file.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.")  # mode 0600
+    except OSError as exc:
+        raise ConfigError(f"ticket key {path}: cannot create it: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(_pem(Ed25519PrivateKey.generate()))
+            f.flush()
+            os.fsync(f.fileno())
+        os.link(tmp, path)
+    except FileExistsError:
+        return  # another process created it first: that key is the network's
+    except OSError as exc:
+        raise ConfigError(f"ticket key {path}: cannot create it: {exc.strerror or exc}") from None
+    finally:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+    log.info("created the ticket-signing key %s", path)
 
 
 def _sqlite_path(database_url: str) -> str | None:

@@ -121,7 +121,7 @@ def serve_production(config: DirectoryConfig, sock: socket.socket) -> int:
         else:
             os.environ.pop(MULTIPROC_ENV, None)
         check_tls(config)  # a bad certificate is one line too, not a failure in every worker
-        _create_schema(config)  # a database that cannot be reached is one line, before any fork
+        _prepare_store(config)  # a database or ticket key that cannot be used is one line, before any fork
         server = DirectoryServer(config, sock, runtime, metrics_dir)
         try:
             server.run()
@@ -137,12 +137,15 @@ def serve_production(config: DirectoryConfig, sock: socket.socket) -> int:
                 del os.environ[MULTIPROC_ENV]
 
 
-def _create_schema(config: DirectoryConfig) -> None:
+def _prepare_store(config: DirectoryConfig) -> None:
+    """Create the schema and the ticket key once, so that the workers forked next only read them."""
+    from .keys import load_signer
     from .store import Store
 
     store = Store(config.database_url)
     try:
         store.create_schema()
+        load_signer(config, store)
     finally:
         store.dispose()  # no connection may cross the fork
 

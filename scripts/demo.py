@@ -421,8 +421,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.big_mib < 1:
         parser.error("--big-mib must be at least 1")
-    signal.signal(signal.SIGTERM, _raise_interrupted)
-    signal.signal(signal.SIGHUP, _raise_interrupted)
+    # SIGINT too: a demo started from a background job inherits SIGINT ignored, and Ctrl-C must still stop it
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _raise_interrupted)
     work = Path(tempfile.mkdtemp(prefix="p2p-demo-"))
     children = Children(work)
     code = 1

@@ -81,3 +81,29 @@ def test_postgresql_processes_starting_together_sign_with_one_key(pg_url):
     for t in threads:
         t.join(30)
     assert len(kids) == 4 and len(set(kids)) == 1
+
+
+def test_processes_starting_together_on_one_key_file_all_read_the_same_whole_key(tmp_path):
+    """The first start of several workers: one key wins, nobody reads a half-written file."""
+    from directory_api.keys import _from_file
+
+    for round_ in range(20):
+        path = str(tmp_path / f"race-{round_}.pem")
+        barrier = threading.Barrier(6)
+        kids, errors = [], []
+
+        def start():
+            barrier.wait(10)
+            try:
+                kids.append(tickets.key_id(_from_file(path).public_key()))
+            except ConfigError as exc:
+                errors.append(str(exc))
+
+        threads = [threading.Thread(target=start) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert not errors, errors
+        assert len(kids) == 6 and len(set(kids)) == 1
+        assert not [name for name in os.listdir(tmp_path) if name.startswith(".")]  # no temporary left

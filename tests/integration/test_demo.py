@@ -93,8 +93,8 @@ def test_demo_interrupted_stops_every_child(tmp_path):
     transcript += rest
     assert demo.returncode == 130, transcript
     assert "Interrupted" in transcript
-    pids = _started_pids(transcript)
-    assert len(pids) == 3, transcript
+    pids = _started_pids(transcript)  # the three servers, and a command the signal caught mid-way
+    assert len(pids) >= 3, transcript
     assert not [pid for pid in pids if _alive(pid)], f"processes left behind:\n{transcript}"
 
 
