@@ -123,7 +123,7 @@ def main(ctx, verbose):
 @click.option("--directory", metavar="URL", help="Directory URL (several comma-separated).")
 @click.option("--advertise", metavar="HOST:PORT", help="Address others dial, when not host:port.")
 @click.option("--chunk-size", help="Bytes per streamed message (default 1MiB).")
-@click.option("--upload-rate-limit", help="Bytes/s per outgoing transfer, 0 = unlimited.")
+@click.option("--upload-rate-limit", help="Bytes/s for all of this peer's uploads together, 0 = unlimited.")
 @click.option("--max-upload-bytes", help="Largest upload accepted (default 4GiB; 0 = as large as the disk allows).")
 @click.option("--accept-uploads/--no-accept-uploads", default=None, help="Accept Upload calls.")
 @click.option("--rescan-interval", help="Seconds between folder rescans (default 5).")
@@ -367,8 +367,8 @@ class _SentMeter:
     def __init__(self, bar):
         self.bar, self.sent = bar, 0
 
-    def throttle(self, n):
-        """Count n more bytes (nothing is slowed down)."""
+    def take(self, n):
+        """Count n more bytes (nothing is slowed down, unlike the TokenBucket it stands in for)."""
         self.bar.update(self.sent)  # what went before this chunk: it is on its way
         self.sent += n
 

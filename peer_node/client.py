@@ -225,7 +225,7 @@ class PeerClient:
                     if not data:
                         return
                     if rate_limiter is not None:
-                        rate_limiter.throttle(len(data))
+                        rate_limiter.take(len(data))
                     offset += len(data)
                     yield p2p_pb2.UploadRequest(data=data)
 

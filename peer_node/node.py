@@ -13,7 +13,7 @@ from peer_node.errors import (AlreadyExists, DirectoryError, DirectoryUnavailabl
                               Unauthorized)
 from peer_node.folder import SharedFolder
 from peer_node.servicer import create_server, serve, stop
-from peer_node.service import PeerService, RateLimiter, ServiceLimits
+from peer_node.service import PeerService, ServiceLimits
 from peer_node.tls import server_credentials
 from peer_node.transfer import push
 
@@ -280,14 +280,14 @@ class PeerNode:
             name = item.get("name") or entry.name
             try:
                 push(self.folder, entry, item["to_address"], name, self.config.chunk_size,
-                     RateLimiter(self.config.upload_rate_limit), ticket=item.get("ticket"))
+                     self.service.upload_bucket, ticket=item.get("ticket"))
             except AlreadyExists:
                 # The backup shares other bytes under this name and never overwrites them; the
                 # copy completes once it indexes our sha256 under any name, so use another one
                 # (otherwise every re-planned copy to that peer would fail the same way).
                 name = replica_name(name, entry.sha256)
                 push(self.folder, entry, item["to_address"], name, self.config.chunk_size,
-                     RateLimiter(self.config.upload_rate_limit), ticket=item.get("ticket"))
+                     self.service.upload_bucket, ticket=item.get("ticket"))
             log.info("replicated %s (%s) to %s at %s", name,
                      item["sha256"][:12], item.get("to_peer_id"), item["to_address"])
         except NotFound:

@@ -16,6 +16,7 @@ import tempfile
 import threading
 import time
 
+from peer_node.throttle import TokenBucket
 from peer_node.verify import check_copy
 
 log = logging.getLogger(__name__)
@@ -24,34 +25,6 @@ STATE_FILE = "scrub.json"
 _STATE_VERSION = 1
 PASS_DONE = "\U0010ffff"  # sorts after every name: the saved position of a finished pass
 SAVE_EVERY = 30.0  # seconds between saves of the pass's position (and at every pass's end)
-
-
-class TokenBucket:
-    """At most `rate` bytes a second on average, bursts of up to `burst`; take(n) waits its turn.
-
-    A take larger than what is in the bucket is granted at once and paid back by waiting
-    (the bucket goes into debt), so reads of any size are allowed and the average holds.
-    clock() and wait(seconds) are injectable; wait returns True when the caller should stop.
-    """
-
-    def __init__(self, rate, burst=None, clock=time.monotonic, wait=time.sleep):
-        if rate <= 0:
-            raise ValueError(f"rate must be positive, got {rate}")
-        self.rate = float(rate)
-        self.burst = float(burst if burst is not None else rate)
-        self.clock, self._wait = clock, wait
-        self.tokens = self.burst
-        self._last = clock()
-
-    def take(self, n):
-        """Spend n tokens, waiting until the bucket is out of debt; True if the wait was cut short."""
-        now = self.clock()
-        self.tokens = min(self.burst, self.tokens + max(0.0, now - self._last) * self.rate)
-        self._last = now
-        self.tokens -= n
-        if self.tokens >= 0:
-            return False
-        return bool(self._wait(-self.tokens / self.rate))
 
 
 class Scrubber:

@@ -4,7 +4,6 @@ import errno
 import logging
 import os
 import threading
-import time
 from dataclasses import dataclass
 
 from peer_node import metrics
@@ -12,6 +11,7 @@ from peer_node.errors import (AlreadyExists, Busy, InvalidRequest, NotFound, Out
                               QuotaExceeded, UploadRejected)
 from peer_node.folder import FileEntry, check_name
 from peer_node.hashing import read_range
+from peer_node.throttle import TokenBucket
 from peer_node.watchdog import Watchdog
 from protos.rules import SHA256_RULE, is_sha256
 from protos.tickets import DOWNLOAD, UPLOAD
@@ -19,30 +19,12 @@ from protos.tickets import DOWNLOAD, UPLOAD
 log = logging.getLogger(__name__)
 
 
-class RateLimiter:
-    """Sleeps just enough to keep one transfer at or below rate bytes per second (0 = no limit)."""
-
-    def __init__(self, rate):
-        self.rate = rate
-        self._start = time.monotonic()
-        self._sent = 0
-
-    def throttle(self, nbytes):
-        """Account nbytes about to be (or just) sent and sleep if ahead of the rate."""
-        if not self.rate:
-            return
-        self._sent += nbytes
-        ahead = self._sent / self.rate - (time.monotonic() - self._start)
-        if ahead > 0:
-            time.sleep(ahead)
-
-
 @dataclass
 class ServiceLimits:
     """The transfer settings the service enforces."""
 
     chunk_size: int = 1024 * 1024
-    upload_rate_limit: int = 0
+    upload_rate_limit: int = 0  # bytes/s for all uploads of this peer together (0 = no limit)
     max_upload_bytes: int = 4 * 1024**3  # 0: no limit but the disk's
     accept_uploads: bool = True
     max_transfers: int = 8
@@ -65,6 +47,9 @@ class PeerService:
         # Uploads waiting for their header hold a server thread but no slot: as many again
         self._starting = threading.BoundedSemaphore(self.limits.max_transfers)
         self.watchdog = Watchdog()  # cancels calls whose other side stopped moving
+        # the upload rate limit is the peer's: every Download stream and every push it makes share it
+        rate = self.limits.upload_rate_limit
+        self.upload_bucket = TokenBucket(rate, burst=self.limits.chunk_size) if rate else None
         self._room_lock = threading.Lock()
         self._incoming_bytes = 0  # announced sizes of the uploads being received: not on disk yet
 
@@ -147,11 +132,11 @@ class PeerService:
         return entry, offset, length, self._stream(fd, offset, length)
 
     def _stream(self, fd, offset, length):
-        limiter = RateLimiter(self.limits.upload_rate_limit)
         metrics.transfer_started(metrics.SENDING)
         try:
             for pos, data in read_range(fd, offset, length, self.limits.chunk_size):
-                limiter.throttle(len(data))
+                if self.upload_bucket is not None:
+                    self.upload_bucket.take(len(data))
                 yield pos, data
                 metrics.bytes_sent(len(data))  # the stream took it
         finally:

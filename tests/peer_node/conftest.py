@@ -30,3 +30,26 @@ def admission(mint):
     keyring = Keyring()
     keyring.learn(mint.key_dict)
     return Admission("me", keyring)
+
+
+class WaitingClock:
+    """Time that moves only when someone waits; wait() answers True once stop_at waits happened."""
+
+    def __init__(self, now=1_000_000.0):
+        self.now = now
+        self.waits = []
+        self.stop_at = None
+
+    def __call__(self):
+        return self.now
+
+    def wait(self, seconds):
+        self.waits.append(seconds)
+        self.now += seconds
+        return self.stop_at is not None and len(self.waits) >= self.stop_at
+
+
+@pytest.fixture
+def clock():
+    """A WaitingClock: for code that takes clock() and wait(seconds)."""
+    return WaitingClock()

@@ -1,4 +1,4 @@
-"""The scrub (peer_node.scrub) on a fake clock: its token bucket, even pacing, resume, and bad copies."""
+"""The scrub (peer_node.scrub) on a fake clock: even pacing, resume, and bad copies."""
 import json
 import os
 
@@ -7,33 +7,11 @@ import pytest
 from peer_node.config import MiB, load_config
 from peer_node.errors import ConfigError
 from peer_node.folder import SharedFolder
-from peer_node.scrub import PASS_DONE, Scrubber, TokenBucket
+from peer_node.scrub import PASS_DONE, Scrubber
 from peer_node.verify import Verifier
 from tests.fixtures.peer import fill_folder, flip_bytes
 
 PIECE = 64 * 1024
-
-
-class FakeClock:
-    """time that moves only when someone waits; wait() answers stop_after's verdict."""
-
-    def __init__(self, now=1_000_000.0):
-        self.now = now
-        self.waits = []
-        self.stop_at = None  # stop once this many waits happened
-
-    def __call__(self):
-        return self.now
-
-    def wait(self, seconds):
-        self.waits.append(seconds)
-        self.now += seconds
-        return self.stop_at is not None and len(self.waits) >= self.stop_at
-
-
-@pytest.fixture
-def clock():
-    return FakeClock()
 
 
 @pytest.fixture
@@ -56,38 +34,6 @@ def scrubber(folder, clock, rate=100 * MiB, interval=400.0, bad=None):
 
     s.scrub = scrub
     return s
-
-
-# -- the token bucket -----------------------------------------------------------------------
-
-def test_the_bucket_lets_a_burst_through_and_then_holds_the_average(clock):
-    bucket = TokenBucket(1000, burst=500, clock=clock, wait=clock.wait)
-    bucket.take(500)
-    assert clock.waits == []  # the burst
-    for _ in range(10):
-        bucket.take(250)
-    assert clock.now - 1_000_000.0 == pytest.approx(2.5)  # 2500 bytes more at 1000 bytes/s
-
-
-def test_a_take_larger_than_the_bucket_is_paid_back_by_waiting(clock):
-    bucket = TokenBucket(1000, clock=clock, wait=clock.wait)
-    bucket.take(5000)
-    assert clock.waits == [pytest.approx(4.0)]
-
-
-def test_time_spent_elsewhere_refills_the_bucket_up_to_the_burst_only(clock):
-    bucket = TokenBucket(1000, burst=1000, clock=clock, wait=clock.wait)
-    bucket.take(1000)
-    clock.now += 3600  # an hour idle is worth one burst, not an hour of reads
-    bucket.take(1000)
-    bucket.take(1000)
-    assert clock.waits == [pytest.approx(1.0)]
-
-
-@pytest.mark.parametrize("rate", [0, -1])
-def test_the_bucket_needs_a_positive_rate(rate):
-    with pytest.raises(ValueError):
-        TokenBucket(rate)
 
 
 # -- the scrubber ---------------------------------------------------------------------------
