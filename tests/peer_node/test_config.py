@@ -114,6 +114,24 @@ def test_example_config_at_top_level_loads():
     assert cfg.peer_id and cfg.directory
 
 
+def test_the_example_config_shows_every_default_it_sets():
+    """Each setting peerConfig.ini writes out has its default value (copying it changes nothing)."""
+    import configparser
+
+    from peer_node.config import _SETTINGS, PeerConfig
+    from tests.procs import ROOT
+    example = configparser.ConfigParser(interpolation=None)
+    example.read(ROOT / "peerConfig.ini")
+    cfg = load_config(str(ROOT / "peerConfig.ini"), env={})
+    written = {field for field, (section, key, _, _) in _SETTINGS.items() if example.has_option(section, key)}
+    defaults = PeerConfig()
+    examples = {"peer_id", "secret", "folder", "directory"}  # no default: the example's own values
+    differ = {f: (getattr(cfg, f), getattr(defaults, f)) for f in written - examples
+              if getattr(cfg, f) != getattr(defaults, f)}
+    assert not differ
+    assert {"max_upload_bytes", "min_free_bytes", "header_timeout", "require_tickets"} <= written
+
+
 def test_metrics_port_is_off_unless_set(ini):
     assert load_config(str(ini), env={}).metrics_port is None
     ini.write_text(INI + "\n[metrics]\nport = 9101\n")
