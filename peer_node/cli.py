@@ -17,7 +17,7 @@ from peer_node.errors import ConfigError, Interrupted, P2PError, Unauthorized
 from peer_node.folder import check_name
 from peer_node.hashing import hash_file, is_sha256
 from peer_node.progress import Progress, human_size
-from peer_node.reports import Reporter
+from peer_node.reports import SessionReporter
 from peer_node.swarm_state import CancelToken
 from peer_node.tls import use as use_tls
 from peer_node.transfer import destination, download, find_file
@@ -236,13 +236,13 @@ def get(ref, out, parallel, stall_timeout, force, as_json, config_path, director
     restore = _cancel_on_signals(token)
     try:
         dirclient = DirectoryClient(cfg.directory)
-        session = client_login(dirclient, cfg.peer_id, cfg.secret)
+        client_login(dirclient, cfg.peer_id, cfg.secret)
         record = find_file(dirclient, ref)
         ticket = TicketBook(dirclient, record.sha256)  # asked when the download starts, renewed as it goes
         default_dir = cfg.folder if cfg.folder else os.getcwd()
         dest = destination(out, record.name, default_dir)
         bar = Progress(os.path.basename(dest), record.size)
-        reporter = Reporter(dirclient, cfg.peer_id if session is not None else None)
+        reporter = _reporter(cfg)
         try:
             result = download(record, dest, on_progress=bar.swarm,
                               on_unreachable=reporter, on_corrupt=reporter.corrupt,
@@ -298,6 +298,14 @@ def _cancel_on_signals(token):
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     return lambda: [signal.signal(s, h) for s, h in previous.items()]
+
+
+def _reporter(cfg):
+    """What `p2p get` reports holders through: for now a running peer's session (peer_node/reports.py).
+
+    The one place that decides it, so a client session of the command's own can replace it.
+    """
+    return SessionReporter(cfg)
 
 
 @main.command()

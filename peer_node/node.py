@@ -1,11 +1,11 @@
 """A running peer: gRPC server, directory session (login, publish, heartbeat), rescans, replication pushes."""
 import logging
 import os
-import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from peer_node import session
 from peer_node.admission import Admission, Keyring
 from peer_node.claims import ClaimKeeper
 from peer_node.directory import DirectoryClient, retry_policy
@@ -21,15 +21,6 @@ log = logging.getLogger(__name__)
 
 MAX_BACKOFF = 10.0
 REPLICATION_WORKERS = 2
-
-
-def advertised_address(host, port, advertise=None):
-    """The grpc_address others should dial: advertise if set, else host:port (wildcards → hostname)."""
-    if advertise:
-        return advertise
-    if host in ("0.0.0.0", "::", "[::]", ""):
-        host = socket.gethostname()
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def replica_name(name, sha256):
@@ -84,7 +75,7 @@ class PeerNode:
         self.server, self.port = create_server(self.config.bind_address, self.service,
                                                credentials=server_credentials(self.config))
         serve(self.server)
-        self.address = advertised_address(self.config.host, self.port, self.config.advertise)
+        self.address = session.advertised_address(self.config.host, self.port, self.config.advertise)
         for target, name in ((self._directory_loop, "directory"), (self._rescan_loop, "rescan")):
             t = threading.Thread(target=target, name=name, daemon=True)
             t.start()
@@ -100,6 +91,7 @@ class PeerNode:
         for t in self._threads:
             t.join(timeout=grace)
         self._pushes.shutdown(wait=False, cancel_futures=True)
+        session.forget(self.folder.root)  # first: the token dies with the logout below
         if self.directory.token:
             try:
                 self.directory.logout()
@@ -158,6 +150,7 @@ class PeerNode:
                     log.info("directory %s refused our session (%s); logging in again",
                              exc.url, exc.detail or exc.title)
                     self.directory.token = None
+                    session.forget(self.folder.root)  # nobody may report with a refused token
                     with self._lock:
                         self._dirty = True
                     # at once the first time; a directory that keeps refusing gets back-off
@@ -204,6 +197,8 @@ class PeerNode:
         self._dirty = True  # publish with PUT too: login's files are optional in the contract
         if answer.get("directory_key"):
             self.keyring.learn(answer["directory_key"])
+        # lets `p2p get --config` on this machine report unreachable holders as this peer
+        session.write(self.folder.root, self.directory.url, self.directory.token, self.config.peer_id)
         return answer
 
     def _publish(self):

@@ -1,45 +1,50 @@
 """Reports `p2p get` makes about holders: unreachable, sending bad data, verified.
 
-They go through the command's own client session (DESIGN.md, "Client sessions and
-identities": a login without grpc_address may search, ask for tickets and report, and is
-never listed as live); cli.get is the one place that builds the reporter.
+They go through the session of the peer that serves the command's --config folder, while it
+runs (peer_node/session.py); cli._reporter is the one place that picks this reporter.
 """
 import logging
 import threading
 
+from peer_node import session
+from peer_node.directory import DirectoryClient
 from peer_node.errors import DirectoryError, P2PError, Unauthorized
 
 log = logging.getLogger(__name__)
 
 
-class Reporter:
-    """Reports holders to the directory with the command's client session (directory.token).
+class SessionReporter:
+    """Reports holders to the directory through the session of the peer serving cfg's folder.
 
-    A report renews nobody's lease and lists nobody as live. Without a session (no peer_id
-    and secret given), one warning says that nothing is reported, only once there is
-    something to report (a holder that failed or sent bad data), and the download goes on.
+    Only the live session of the peer that serves cfg's folder is used (peer_node/session.py).
+    The command never logs in as that peer: a login would make it look live at an address
+    where nothing may listen. A report renews nobody's lease. Without a usable session, one
+    warning says that nothing is reported (only once there is something to report: a holder
+    that failed or sent bad data), and the download goes on.
 
     Calling it reports an unreachable holder (on_unreachable); corrupt() a holder banned for
     bad data (on_corrupt); verified() the holders whose pieces made it into a finished file.
     """
 
-    def __init__(self, directory, peer_id=None):
-        """directory: the command's DirectoryClient, logged in as peer_id (or not logged in)."""
-        self.directory, self.peer_id = directory, peer_id
+    def __init__(self, cfg):
+        self.cfg = cfg
         self._lock = threading.Lock()  # parallel downloads may report from several threads
+        self._client = None            # a DirectoryClient holding the session's token
+        self._reason = None            # why there is no session, once looked for
         self._declined = False         # told the user once that nothing is reported
         self._proven = set()           # (peer_id, sha256) reported verified by this command
 
     def __call__(self, holder, error):
         with self._lock:
-            if self._session(f"not reporting {holder.peer_id} as unreachable") and not self._mine(holder.peer_id):
+            if self._session(f"not reporting {holder.peer_id} as unreachable") is not None:
                 self._report(holder.peer_id, "unreachable", self._unreachable, holder.peer_id)
 
     def corrupt(self, holder, sha256):
         """Report a holder whose pieces failed verification (the directory asks it to re-verify)."""
         with self._lock:
-            if self._session(f"not reporting {holder.peer_id} for bad data") and not self._mine(holder.peer_id):
-                self._report(holder.peer_id, "as sending bad data", self.directory.report_corrupt,
+            if self._session(f"not reporting {holder.peer_id} for bad data") is not None \
+                    and not self._mine(holder.peer_id):
+                self._report(holder.peer_id, "as sending bad data", self._client.report_corrupt,
                              holder.peer_id, sha256)
 
     def verified(self, result):
@@ -47,32 +52,52 @@ class Reporter:
         with self._lock:
             for peer_id in result.sources:
                 key = (peer_id, result.sha256)
-                if peer_id in result.banned or key in self._proven or self._mine(peer_id):
+                if peer_id in result.banned or key in self._proven:
                     continue
                 # good news is not worth a warning: without a session it is skipped quietly
-                if not self._session(f"not reporting {peer_id} as verified", quiet=True):
+                if self._session(f"not reporting {peer_id} as verified", quiet=True) is None:
                     return
+                if self._mine(peer_id):
+                    continue
                 self._proven.add(key)
-                self._report(peer_id, "as verified", self.directory.report_verified, peer_id, result.sha256,
+                self._report(peer_id, "as verified", self._client.report_verified, peer_id, result.sha256,
                              quiet=True)
 
     def _mine(self, peer_id):
-        """True for the command's own peer_id: a peer never reports itself."""
-        return peer_id == self.peer_id
+        """True for the session's own peer: a peer never reports itself."""
+        return peer_id == self.cfg.peer_id
 
     def _session(self, what, quiet=False):
-        """True when there is a session to report with (else one warning, unless quiet)."""
-        if self.directory.token:
-            return True
-        if not quiet and not self._declined:
-            log.warning("cannot report unreachable holders or bad copies to the directory: no client "
-                        "session (give --peer-id and --secret, or a --config with them); continuing the download")
-            self._declined = True
-        log.debug("%s: no session", what)
-        return False
+        """The client with the session's token, or None (after one warning unless quiet)."""
+        if self._client is None and self._reason is None:
+            self._client, self._reason = self._connect()
+        if self._client is None:
+            if not quiet and not self._declined:
+                log.warning("cannot report unreachable holders or bad copies to the directory: %s; "
+                            "continuing the download", self._reason)
+                self._declined = True
+            log.debug("%s: no session", what)
+        return self._client
+
+    def _connect(self):
+        """(a client with the running peer's token, None), or (None, why not)."""
+        cfg = self.cfg
+        found = session.read(cfg.folder) if cfg.folder else None
+        if not cfg.folder:
+            return None, "give --config of a running peer (`p2p serve`) to report through its session"
+        if found is None or (cfg.peer_id and found.peer_id != cfg.peer_id):
+            return None, (f"peer {cfg.peer_id or '(unnamed)'} is not running from {cfg.folder} "
+                          "(no live session); start it with `p2p serve` to report through it")
+        if found.url not in cfg.directory:
+            return None, f"peer {found.peer_id} is logged in to {found.url}, not to {', '.join(cfg.directory)}"
+        # the token goes only to the directory that issued it: a fail-over list may come
+        # from a flag, and a bearer token is not to be shown to whoever is listed there
+        client = DirectoryClient([found.url])
+        client.token = found.token
+        return client, None
 
     def _unreachable(self, peer_id):
-        verdict = self.directory.report_unreachable(peer_id)
+        verdict = self._client.report_unreachable(peer_id)
         log.info("reported %s unreachable; directory says %s", peer_id, verdict)
 
     def _report(self, peer_id, what, fn, *args, quiet=False):
@@ -81,8 +106,9 @@ class Reporter:
         try:
             fn(*args)
         except Unauthorized as exc:
-            log.log(level, "could not report %s %s: the directory refused the client session of %s (%s)",
-                    peer_id, shown, self.peer_id, exc.detail or exc.title)
+            # the peer's lease lapsed or the directory forgot it; the peer logs in again itself
+            log.log(level, "could not report %s %s: the directory refused the session of peer %s (%s)",
+                        peer_id, shown, self.cfg.peer_id, exc.detail or exc.title)
         except DirectoryError as exc:
             if exc.status == 404:
                 log.info("did not report %s %s: the directory no longer lists it", peer_id, shown)

@@ -1,9 +1,9 @@
-"""`p2p get --config F.ini` reports an unreachable holder in its own client session as F.
+"""`p2p get --config F.ini` reports an unreachable holder only through F's running session.
 
 Real processes: a directory, a live holder, and a second holder SIGKILLed so that the
 directory still lists it as live (its lease has not lapsed), which makes the download meet
-an unreachable holder and call the reporter. A client session is never listed as live:
-whether F runs or not, the report changes nothing about F.
+an unreachable holder and call the reporter. A client command never logs in as F: whatever
+state F is in, unless it is running, `GET /peers` is the same after the download as before.
 """
 import os
 
@@ -38,28 +38,39 @@ def network(directory_factory, peer_factory):
     return directory, live
 
 
-def test_get_with_the_config_of_a_peer_that_is_not_running_reports_and_never_makes_it_live(network, tmp_path):
-    directory, live = network
+def test_get_with_the_config_of_a_peer_that_is_not_running_never_makes_it_live(network, peer_factory, tmp_path):
+    directory, _ = network
     never = tmp_path / "never"
     never.mkdir()
     (tmp_path / "never.ini").write_text(f"[peer]\npeer_id = never\nsecret = never-secret\nfolder = {never}\n"
                                         f"[directory]\nurl = {directory.url}\n")
+    stopped = peer_factory(directory.url, peer_id="stopped")
+    stopped.wait_for_output("logged in to", timeout=15)
+    write_config(tmp_path / "stopped.ini", stopped, directory.url)
+    assert stopped.stop() == 0  # logged out; its session went with it
+    killed = peer_factory(directory.url, peer_id="killed")
+    killed.wait_for_output("logged in to", timeout=15)
+    write_config(tmp_path / "killed.ini", killed, directory.url)
+    killed.kill()  # its session file stays behind, its token still valid for a lease
+    assert os.path.exists(os.path.join(killed.folder, ".p2p", "session.json"))
+
     before = listed(directory)
-    assert "never" not in before and "crashed" in before
-    out = tmp_path / "never.bin"
-    # one holder at a time, in the directory's order: the crashed one is surely tried first (with
-    # more, the live one can finish the single piece before the crashed one is dialed)
-    r = p2p("-v", "get", sha(DATA), "--out", out, "--config", tmp_path / "never.ini", "--parallel", "1",
-            cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
-    assert out.read_bytes() == DATA
-    assert "reported crashed unreachable; directory says removed" in r.stderr, r.stderr
-    assert "cannot report" not in r.stderr
-    # the directory probed the crashed holder and dropped it; never is not listed, nobody is new
-    assert listed(directory) == {"live": live.address}
+    assert "never" not in before and "stopped" not in before and "crashed" in before
+    for f in ("never", "stopped", "killed"):
+        out = tmp_path / f"{f}.bin"
+        # one holder at a time, in the directory's order: the crashed one is surely tried first (with
+        # more, the live one can finish the single piece before the crashed one is dialed)
+        r = p2p("-v", "get", sha(DATA), "--out", out, "--config", tmp_path / f"{f}.ini", "--parallel", "1",
+                cwd=tmp_path)
+        assert r.returncode == 0, (f, r.stderr)
+        assert out.read_bytes() == DATA, f
+        warnings = [line for line in r.stderr.splitlines() if "cannot report unreachable holders" in line]
+        assert len(warnings) == 1 and f"peer {f} is not running" in warnings[0], (f, r.stderr)
+        assert "holder crashed" in r.stderr and "reported crashed" not in r.stderr, (f, r.stderr)
+        assert listed(directory) == before, f  # F absent (or as it was), nobody new, crashed not reported
 
 
-def test_get_with_the_config_of_a_running_peer_reports_and_leaves_its_lease(network, peer_factory, tmp_path):
+def test_get_with_the_config_of_a_running_peer_reports_through_its_session(network, peer_factory, tmp_path):
     directory, live = network
     f = peer_factory(directory.url, peer_id="f")
     f.wait_for_output("logged in to", timeout=15)

@@ -165,7 +165,7 @@ def test_a_holder_with_another_networks_certificate_is_skipped(tmp_path, pki, ne
         "P2P_TLS_CERT": str(theirs / "peer1.pem"), "P2P_TLS_KEY": str(theirs / "peer1-key.pem"),
         "P2P_TLS_CA": str(theirs / "ca.pem")})
     wait_until(lambda: "aaa-impostor" in holders_of(directory.url, SHA), timeout=20)
-    # with peer2's identity (a client session), so the failed holder is reported to the directory
+    # through the session of running peer2, so the failed holder is reported to the directory
     config = write_config(tmp_path / "peer2.ini", peer2, directory.url)
     done = p2p("get", SHA, "--out", tmp_path / "copy.bin", "--config", config, "--parallel", "1",
                cwd=tmp_path, env={"P2P_TLS_CA": str(pki / "ca.pem")})

@@ -1,4 +1,4 @@
-"""`p2p get` reports corrupt and verified holders in its own client session.
+"""`p2p get` reports corrupt and verified holders through a running peer's session.
 
 The holders are real in-process gRPC peers; the directory is a stub HTTP server (below the
 layer under test) that serves the file record and records the reports.
@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 import peer_node.cli as cli
-from peer_node.reports import Reporter
+from peer_node import session
 from peer_node.transfer import DownloadResult
 from tests.fixtures.peer import flip_bytes
 from tests.fixtures.stub_directory import StubDirectory, stub_directory
@@ -46,10 +46,11 @@ def swarm(stub, inproc_peer_factory):
     return good, bad
 
 
-def identity(tmp_path, directory_url, peer_id="me"):
-    """The ini of a peer identity (peer_id and secret): the command logs in with it as a client."""
+def running_peer(tmp_path, directory_url, peer_id="me"):
+    """The ini of a peer this process 'runs' (its live session file names us); returns its path."""
     folder = tmp_path / f"{peer_id}-shared"
     (folder / ".p2p").mkdir(parents=True)
+    session.write(str(folder), directory_url, "peer-token", peer_id)
     ini = tmp_path / f"{peer_id}.ini"
     ini.write_text(f"[peer]\npeer_id = {peer_id}\nsecret = s\nfolder = {folder}\n[directory]\nurl = {directory_url}\n")
     return str(ini)
@@ -60,23 +61,23 @@ def get(*args):
 
 
 def test_a_banned_holder_is_reported_corrupt_and_the_good_one_verified_once(stub, swarm, tmp_path):
-    result = get("--config", identity(tmp_path, stub), "--parallel", "1")  # bad first, then good
+    result = get("--config", running_peer(tmp_path, stub), "--parallel", "1")  # bad first, then good
     assert result.exit_code == 0, result.output
     answer = json.loads(result.stdout)
     assert list(answer["banned"]) == ["bad"] and answer["sources"] == ["good"]
-    assert sorted(StubDirectory.reports) == [(f"/api/v1/peers/bad/files/{SHA}/corrupt", "Bearer client-token"),
-                                             (f"/api/v1/peers/good/files/{SHA}/verified", "Bearer client-token")]
+    assert sorted(StubDirectory.reports) == [(f"/api/v1/peers/bad/files/{SHA}/corrupt", "Bearer peer-token"),
+                                             (f"/api/v1/peers/good/files/{SHA}/verified", "Bearer peer-token")]
     assert "cannot report" not in result.stderr
 
 
-def test_without_an_identity_a_clean_download_says_nothing_about_reporting(stub, swarm, tmp_path):
+def test_without_a_session_a_clean_download_says_nothing_about_reporting(stub, swarm, tmp_path):
     StubDirectory.record["holders"] = StubDirectory.record["holders"][1:]  # only the good holder
     result = get("--out", str(tmp_path / "x.bin"), "--directory", stub)
     assert result.exit_code == 0, result.output
     assert StubDirectory.reports == [] and "report" not in result.stderr
 
 
-def test_without_an_identity_a_bad_holder_is_one_warning(stub, swarm, tmp_path):
+def test_without_a_session_a_bad_holder_is_one_warning(stub, swarm, tmp_path):
     result = get("--out", str(tmp_path / "x.bin"), "--directory", stub, "--parallel", "1")
     assert result.exit_code == 0, result.output
     assert list(json.loads(result.stdout)["banned"]) == ["bad"]
@@ -87,7 +88,7 @@ def test_without_an_identity_a_bad_holder_is_one_warning(stub, swarm, tmp_path):
 def test_a_refused_verified_report_is_no_warning(stub, swarm, tmp_path, status, level):
     StubDirectory.record["holders"] = StubDirectory.record["holders"][1:]
     StubDirectory.report_status = status
-    result = CliRunner().invoke(cli.main, ["-v", "get", SHA, "--config", identity(tmp_path, stub)])
+    result = CliRunner().invoke(cli.main, ["-v", "get", SHA, "--config", running_peer(tmp_path, stub)])
     assert result.exit_code == 0, result.output
     assert [line for line in result.stderr.splitlines() if "report good" in line and level in line]
     assert "WARNING" not in result.stderr
@@ -107,8 +108,11 @@ class Recorder:
 
 
 def reporter_with(recorder, peer_id="me"):
-    recorder.token = "client-token"  # logged in
-    return Reporter(recorder, peer_id)
+    from peer_node.config import PeerConfig
+
+    reporter = cli._reporter(PeerConfig(peer_id=peer_id, directory=("http://d",)))
+    reporter._connect = lambda: (recorder, None)
+    return reporter
 
 
 def test_verified_skips_banned_holders_ourselves_and_repeats(caplog):

@@ -6,10 +6,11 @@ import os
 import pytest
 import requests
 
+from peer_node import session
 from peer_node.client import PeerClient
 from peer_node.errors import Unauthorized
 from peer_node.folder import check_name
-from peer_node.node import advertised_address, replica_name
+from peer_node.node import replica_name
 from tests.fixtures.peer import UNREACHABLE_DIRECTORY
 from tests.fixtures.tickets import Mint
 from tests.integration.helpers import holders_of, live_peers, wait_until
@@ -31,27 +32,13 @@ def indexed(directory_url, peer_id):
     return {f["name"]: f["sha256"] for f in r.json()["files"]} if r.ok else {}
 
 
-def test_login_registers_the_advertised_address(directory_proc, node_factory):
+def test_login_registers_the_advertised_address_and_records_the_session(directory_proc, node_factory):
     node = node_factory(directory_proc.url, peer_id="alice")
     row = wait_until(lambda: peer_row(directory_proc.url, "alice"))
     assert row["grpc_address"] == f"127.0.0.1:{node.port}" == node.address
-
-
-@pytest.mark.parametrize("host, port, advertise, expected", [
-    ("127.0.0.1", 5000, None, "127.0.0.1:5000"),
-    ("127.0.0.1", 5000, "peer.example:6000", "peer.example:6000"),
-    ("::1", 5000, None, "[::1]:5000"),
-    ("localhost", 1, None, "localhost:1"),
-])
-def test_advertised_address(host, port, advertise, expected):
-    assert advertised_address(host, port, advertise) == expected
-
-
-@pytest.mark.parametrize("wildcard", ["0.0.0.0", "::", "[::]", ""])
-def test_a_wildcard_host_is_advertised_by_hostname(wildcard):
-    import socket
-
-    assert advertised_address(wildcard, 7000) == f"{socket.gethostname()}:7000"
+    found = wait_until(lambda: session.read(node.config.folder))
+    assert (found.url, found.peer_id, found.pid) == (directory_proc.url, "alice", os.getpid())
+    assert found.token == node.directory.token
 
 
 def test_the_folder_is_published(directory_proc, node_factory):
@@ -93,23 +80,25 @@ def test_an_upload_is_published_at_once_not_at_the_next_rescan(directory_proc, n
     wait_until(lambda: indexed(directory_proc.url, "alice") == {"in/up.bin": sha(b"uploaded")}, timeout=5)
 
 
-def test_stop_logs_out(directory_proc, node_factory):
+def test_stop_logs_out_and_forgets_the_session(directory_proc, node_factory):
     node = node_factory(directory_proc.url, peer_id="alice", files={"a.txt": b"a"})
     wait_until(lambda: holders_of(directory_proc.url, sha(b"a")) == ["alice"])
     node.stop()
     # at once, not after a lease: the logout took the peer and its files out of search
     assert live_peers(directory_proc.url) == []
     assert holders_of(directory_proc.url, sha(b"a")) == []
+    assert not os.path.exists(session.session_path(node.config.folder))
 
 
 def test_a_refused_session_is_forgotten_and_replaced_by_a_new_login(directory_proc, node_factory):
     node = node_factory(directory_proc.url, peer_id="alice")
-    old = wait_until(lambda: node.directory.token)
+    old = wait_until(lambda: session.read(node.config.folder)).token
     # the session ends behind the peer's back (as when a directory loses its database)
     r = requests.post(f"{directory_proc.url}/api/v1/logout", json={},
                       headers={"Authorization": f"Bearer {old}"}, timeout=5)
     assert r.status_code == 204
-    wait_until(lambda: node.directory.token not in (None, old), timeout=5)
+    new = wait_until(lambda: (s := session.read(node.config.folder)) and s.token != old and s, timeout=5)
+    assert new.token == node.directory.token
     wait_until(lambda: peer_row(directory_proc.url, "alice"))
 
 
@@ -120,17 +109,17 @@ def test_a_wrong_secret_at_the_first_login_is_fatal(directory_proc, node_factory
     node = node_factory(directory_proc.url, peer_id="alice")
     fatal = wait_until(lambda: node.fatal, timeout=10)
     assert isinstance(fatal, Unauthorized) and fatal.status == 401
-    assert node.directory.token is None
+    assert session.read(node.config.folder) is None
     assert peer_row(directory_proc.url, "alice")["grpc_address"] == f"127.0.0.1:{closed_port}"
 
 
-def test_without_a_directory_the_peer_serves_and_holds_no_session(node_factory, caplog):
+def test_without_a_directory_the_peer_serves_and_records_no_session(node_factory, caplog):
     caplog.set_level(logging.WARNING, logger="peer_node.node")
     node = node_factory(UNREACHABLE_DIRECTORY, files={"a.txt": b"a"})
     wait_until(lambda: "directory unreachable" in caplog.text, timeout=10)
     with PeerClient(node.address) as c:
         assert [f.name for f in c.list_files()] == ["a.txt"]
-    assert node.directory.token is None
+    assert session.read(node.config.folder) is None
 
 
 def test_a_replication_order_is_pushed_to_the_backup(directory_factory, node_factory):
