@@ -291,7 +291,8 @@ def measure(base: str, proc: Proc, workloads, files: dict, cfg: DirectoryBenchCo
     # This machine's noise comes in bursts of ten seconds or more that slow everything down: a
     # ratio is only fair between two runs next to each other.
     for r in range(cfg.rounds):
-        for i, w in enumerate(others[r % len(others):] + others[:r % len(others)]):
+        turn = r % len(others) if others else 0
+        for i, w in enumerate(others[turn:] + others[:turn]):
             pair = ("ceiling", w) if (r + i) % 2 == 0 else (w, "ceiling")
             done = {name: timed_run(base, proc, name, files, cfg, r) for name in pair}
             done[w]["paired_ceiling_rps"] = done["ceiling"]["rps"]
