@@ -1,7 +1,6 @@
 """The ticket-signing key: one per network, from a file, beside SQLite or in PostgreSQL."""
 import os
 import stat
-import threading
 
 import pytest
 
@@ -10,6 +9,7 @@ from directory_api.errors import ConfigError
 from directory_api.keys import load_signer
 from directory_api.store import Store
 from protos import tickets
+from tests.fixtures.threads import run_together
 
 SHA = "c" * 64
 
@@ -71,15 +71,7 @@ def test_an_in_memory_database_gets_a_key_of_its_own():
 @pytest.mark.postgres
 def test_postgresql_processes_starting_together_sign_with_one_key(pg_url):
     kids = []
-
-    def start():
-        kids.append(_signer(pg_url).kid)
-
-    threads = [threading.Thread(target=start) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+    run_together(lambda: kids.append(_signer(pg_url).kid), 4)
     assert len(kids) == 4 and len(set(kids)) == 1
 
 
@@ -89,21 +81,15 @@ def test_processes_starting_together_on_one_key_file_all_read_the_same_whole_key
 
     for round_ in range(20):
         path = str(tmp_path / f"race-{round_}.pem")
-        barrier = threading.Barrier(6)
         kids, errors = [], []
 
         def start():
-            barrier.wait(10)
             try:
                 kids.append(tickets.key_id(_from_file(path).public_key()))
             except ConfigError as exc:
                 errors.append(str(exc))
 
-        threads = [threading.Thread(target=start) for _ in range(6)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(30)
+        run_together(start, 6)
         assert not errors, errors
         assert len(kids) == 6 and len(set(kids)) == 1
         assert not [name for name in os.listdir(tmp_path) if name.startswith(".")]  # no temporary left

@@ -172,24 +172,16 @@ def test_rate_limit_slows_download(inproc_peer_factory):
 
 def test_the_rate_limit_is_the_peers_for_all_its_streams_together(inproc_peer_factory):
     """Four downloads at once share one upload_rate_limit: together they take four times one alone."""
-    import threading
-    import time
+    from tests.fixtures.threads import run_together
     peer = inproc_peer_factory({"f": b"x" * 100_000}, chunk_size=10_000, upload_rate_limit=400_000)
     with grpc.insecure_channel(peer.address) as channel:
         stub = p2p_pb2_grpc.P2PServiceStub(channel)
-        sizes, start = [], threading.Barrier(4)
+        sizes = []
 
         def download():
-            start.wait(10)
             sizes.append(sum(len(c.data) for c in stub.Download(p2p_pb2.DownloadRequest(name="f"), timeout=30)))
 
-        t0 = time.monotonic()
-        threads = [threading.Thread(target=download) for _ in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(30)
-        took = time.monotonic() - t0
+        took = run_together(download, 4)
     assert sizes == [100_000] * 4
     assert took >= 0.9  # 400 kB at 400 kB/s; a limit per stream would let them finish in 0.25 s
 

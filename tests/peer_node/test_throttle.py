@@ -1,10 +1,8 @@
 """The token bucket (peer_node.throttle): bursts, debt, idle refill, and threads sharing one rate."""
-import threading
-import time
-
 import pytest
 
 from peer_node.throttle import TokenBucket
+from tests.fixtures.threads import run_together
 
 
 def test_the_bucket_lets_a_burst_through_and_then_holds_the_average(clock):
@@ -44,20 +42,12 @@ def test_threads_sharing_a_bucket_stay_at_its_rate_together():
     """Four streams on one real bucket move, together, what one stream alone would (not four times it)."""
     rate, chunk, takes = 400_000, 10_000, 10  # 4 x 100 kB at 400 kB/s: about one second
     bucket = TokenBucket(rate, burst=chunk)
-    start = threading.Barrier(4)
 
     def stream():
-        start.wait(10)
         for _ in range(takes):
             bucket.take(chunk)
 
-    began = time.monotonic()
-    threads = [threading.Thread(target=stream) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    took = time.monotonic() - began
+    took = run_together(stream, 4)
     assert took >= (4 * takes * chunk - chunk) / rate * 0.95  # per-stream buckets would take 0.25 s
 
 
