@@ -48,10 +48,21 @@ def browser(tmp_path, monkeypatch):
     driver.quit()
 
 
-def rows(driver, css):
-    from selenium.webdriver.common.by import By
+# The page replaces its tables every few seconds, so an element found by one WebDriver call may be
+# gone by the next (StaleElementReferenceException). Rows are therefore read in one script that
+# runs inside the page: one consistent snapshot per call.
+SNAPSHOT = """
+return Array.from(document.querySelectorAll(arguments[0])).map(function (row) {
+  return {peer_id: row.dataset.peerId || null, classes: Array.from(row.classList), text: row.innerText,
+          cells: Array.from(row.querySelectorAll("td")).map(function (c) { return c.innerText.trim(); }),
+          name: (row.querySelector("td.name") || {innerText: null}).innerText};
+});
+"""
 
-    return driver.find_elements(By.CSS_SELECTOR, css)
+
+def rows(driver, css):
+    """Every row matching css, read at one moment: peer_id, classes, text, cells, name."""
+    return driver.execute_script(SNAPSHOT, css)
 
 
 def wait_for(driver, condition, timeout=15):
@@ -70,30 +81,29 @@ def test_the_dashboard_shows_live_peers_their_files_and_searches(browser, direct
     first.wait_for_output("published", timeout=20)
     browser.get(directory.url + "/")
     assert browser.title == "p2p directory"
-    assert [r.get_attribute("data-peer-id") for r in rows(browser, "tr.peer")] == ["alice"]
+    assert [r["peer_id"] for r in rows(browser, "tr.peer")] == ["alice"]
 
     # The page refreshes itself: the second peer appears without a reload.
     second = peer_factory(directory.url, peer_id="bob", files={"holiday/mountains.jpg": b"rock " * 4000})
     second.wait_for_output("published", timeout=20)
     wait_until(lambda: live_peers(directory.url) == ["alice", "bob"], timeout=20)
-    wait_for(browser, lambda d: sorted(r.get_attribute("data-peer-id") for r in rows(d, "tr.peer")) == ["alice", "bob"])
+    wait_for(browser, lambda d: sorted(r["peer_id"] for r in rows(d, "tr.peer")) == ["alice", "bob"])
     wait_for(browser, lambda d: len(rows(d, "tr.file")) == 3)
-    peer_cells = {r.get_attribute("data-peer-id"): [c.text for c in r.find_elements(By.TAG_NAME, "td")]
-                  for r in rows(browser, "tr.peer")}
+    peer_cells = {r["peer_id"]: r["cells"] for r in rows(browser, "tr.peer")}
     assert peer_cells["alice"][1] == first.address and peer_cells["alice"][2] == "2"
     assert peer_cells["bob"][1] == second.address and peer_cells["bob"][2] == "1"
     assert "s ago" in peer_cells["bob"][3]
     # Every file has one holder of the two wanted: all are highlighted as below target (until a
     # backup copy lands: the replication the directory plans may already be under way).
-    below = rows(browser, "tr.file.below")
-    assert below and all("/ 2" in r.text for r in rows(browser, "tr.file"))
-    assert browser.find_element(By.ID, "count-peers").text == "2"
+    files = rows(browser, "tr.file")
+    assert any("below" in r["classes"] for r in files) and all("/ 2" in r["text"] for r in files)
+    assert browser.execute_script("return document.getElementById('count-peers').innerText") == "2"
 
     box = browser.find_element(By.ID, "q")
     box.send_keys("HOLIDAY")
     browser.find_element(By.CSS_SELECTOR, "#search button").click()
     wait_for(browser, lambda d: len(rows(d, "tr.result")) == 2)
-    found = sorted(r.find_element(By.CSS_SELECTOR, "td.name").text for r in rows(browser, "tr.result"))
+    found = sorted(r["name"] for r in rows(browser, "tr.result"))
     assert found == ["holiday/beach.jpg", "holiday/mountains.jpg"]
     assert browser.current_url.endswith("?q=HOLIDAY")
 
