@@ -16,6 +16,7 @@ from peer_node.directory import DirectoryClient
 from peer_node.errors import ConfigError, Interrupted, P2PError, Unauthorized
 from peer_node.folder import check_name
 from peer_node.hashing import hash_file, is_sha256
+from peer_node.memory import use_one_arena
 from peer_node.progress import Progress, human_size
 from peer_node.reports import SessionReporter
 from peer_node.swarm_state import CancelToken
@@ -230,6 +231,7 @@ def search(query, limit, as_json, config_path, directory):
 @_user_errors
 def get(ref, out, parallel, stall_timeout, force, as_json, config_path, directory, peer_id, secret):
     """Download a file by sha256 or exact name from its holders, verified piece by piece, resumable."""
+    use_one_arena()  # before any thread of the download allocates (peer_node/memory.py)
     cfg = _client_config(config_path, directory, parallel_sources=parallel, stall_timeout=stall_timeout,
                          peer_id=peer_id, secret=secret)
     token = CancelToken()

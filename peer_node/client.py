@@ -19,13 +19,17 @@ log = logging.getLogger(__name__)
 
 KEEPALIVE_TIME_MS = 10_000
 KEEPALIVE_TIMEOUT_MS = 5_000
+# What gRPC may buffer ahead of us, per stream. A fixed window instead of BDP-probed growth:
+# same loopback throughput in our measurements, but what is buffered ahead of a slow disk stays
+# bounded (peak RSS). A download from several holders splits it (peer_node/swarm.py), so its
+# total stays the same: at 4 MiB per source, 4 sources cost the client 150-163 MiB peak RSS,
+# at 1 MiB 122-129 MiB, no slower (measured 2026-12-04).
+RECEIVE_WINDOW = 4 * 1024 * 1024
+MIN_RECEIVE_WINDOW = 1024 * 1024  # one default chunk
 CHANNEL_OPTIONS = [
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-    # A fixed 4 MiB stream window instead of BDP-probed growth: same loopback throughput in
-    # our measurements, but what gRPC buffers ahead of a slow disk stays bounded (peak RSS).
     ("grpc.http2.bdp_probe", 0),
-    ("grpc.http2.lookahead_bytes", 4 * 1024 * 1024),
     # Keepalive: a peer that stops answering (crashed host, SIGSTOP, dead link) is noticed by
     # an unanswered HTTP/2 PING instead of never. Pings go only while a call is open, and keep
     # going while we only receive (max_pings_without_data 0); the server permits this rate
@@ -38,6 +42,11 @@ CHANNEL_OPTIONS = [
     ("grpc.keepalive_permit_without_calls", 0),
     ("grpc.http2.max_pings_without_data", 0),
 ]
+
+
+def channel_options(window=RECEIVE_WINDOW):
+    """The options of a channel to another peer, with a receive window of window bytes per stream."""
+    return [*CHANNEL_OPTIONS, ("grpc.http2.lookahead_bytes", max(MIN_RECEIVE_WINDOW, int(window)))]
 _UNAVAILABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
                 grpc.StatusCode.CANCELLED}
 
@@ -131,14 +140,15 @@ class PeerClient:
     """A channel to one peer; use as a context manager or call close().
 
     ticket: the transfer ticket sent with Download and Upload, a string or a function that
-    answers a current one (a long download outlives a ticket: peer_node/access.py renews it).
+    answers a current one (a long download outlives a ticket: peer_node/access.py renews it);
+    window: bytes gRPC may receive ahead of each stream's reader (at least MIN_RECEIVE_WINDOW).
     """
 
-    def __init__(self, address, timeout=10.0, ticket=None):
+    def __init__(self, address, timeout=10.0, ticket=None, window=RECEIVE_WINDOW):
         self.address = address
         self.timeout = timeout  # for unary calls; streams run as long as bytes keep coming
         self.ticket = ticket
-        self._channel = tls.channel(address, tls.dialing(), CHANNEL_OPTIONS)  # TLS with [tls] ca (tls.use)
+        self._channel = tls.channel(address, tls.dialing(), channel_options(window))  # TLS with [tls] ca (tls.use)
         self._stub = p2p_pb2_grpc.P2PServiceStub(self._channel)
         # Download answers are left as raw bytes and parsed by wire.decode_chunk (zero-copy)
         self._download_raw = self._channel.unary_stream(

@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 
-from peer_node.client import PeerClient
+from peer_node.client import RECEIVE_WINDOW, PeerClient
 from peer_node.config import MAX_CHUNK_SIZE
 from peer_node.errors import Busy, P2PError, PeerUnavailable, RemoteError
 from peer_node.lanes import Board
@@ -91,6 +91,7 @@ class Swarm:
         # a chunk may span pieces (honest peers send up to MAX_CHUNK_SIZE), never more
         self._max_chunk = max(geometry.piece_size, MAX_CHUNK_SIZE)
         self._max_run = None  # set in run(), when the number of workers is known
+        self._window = RECEIVE_WINDOW  # per source: the download's window is shared (run())
         self._writer = PieceWriter(partial, geometry, self.board.done, resumed.whole, resumed.prefix,
                                    self._written, record)
 
@@ -115,6 +116,7 @@ class Swarm:
         workers = 0 if self.board.complete else min(self.parallel, len(self._holders))
         if workers > 1:
             self._max_run = max(1, LANE_BYTES // self.geometry.piece_size)
+            self._window = RECEIVE_WINDOW // workers
         threads = [threading.Thread(target=self._worker, name=f"swarm-{n}", daemon=True)
                    for n in range(workers)]
         self._alive = len(threads)
@@ -275,7 +277,7 @@ class Swarm:
 
     def _use_holder(self, hs):
         report = None
-        peer = PeerClient(hs.holder.address, ticket=self.ticket)
+        peer = PeerClient(hs.holder.address, ticket=self.ticket, window=self._window)
         try:
             report = self._serve(hs, peer)
         finally:

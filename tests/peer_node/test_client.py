@@ -7,7 +7,7 @@ from concurrent import futures
 import grpc
 import pytest
 
-from peer_node.client import PeerClient, RemoteFile, translate
+from peer_node.client import MIN_RECEIVE_WINDOW, RECEIVE_WINDOW, PeerClient, RemoteFile, channel_options, translate
 from peer_node.errors import (AlreadyExists, Busy, ChecksumMismatch, InvalidRequest, NotFound,
                               OutOfRange, P2PError, PeerUnavailable, RemoteError, TicketRequired,
                               UploadRejected)
@@ -115,6 +115,23 @@ def test_list_download_and_upload_succeed(peer, upload_file):
         stored = c.upload(upload_file(new), "in/new.bin", len(new), sha(new), chunk_size=8 * 1024)
         assert stored == RemoteFile("in/new.bin", len(new), sha(new))
         assert c.health() == "SERVING"
+
+
+@pytest.mark.parametrize("window, expected", [
+    (RECEIVE_WINDOW, RECEIVE_WINDOW), (RECEIVE_WINDOW // 4, RECEIVE_WINDOW // 4),
+    (1, MIN_RECEIVE_WINDOW), (8 * RECEIVE_WINDOW, 8 * RECEIVE_WINDOW)])
+def test_channel_options_carry_one_receive_window_never_below_a_chunk(window, expected):
+    windows = [v for k, v in channel_options(window) if k == "grpc.http2.lookahead_bytes"]
+    assert windows == [expected]
+
+
+def test_chunks_larger_than_the_window_still_arrive(inproc_peer_factory):
+    data = os.urandom(3 * MIN_RECEIVE_WINDOW + 5)
+    peer = inproc_peer_factory({"big.bin": data}, chunk_size=2 * MIN_RECEIVE_WINDOW)
+    with PeerClient(peer.address, window=MIN_RECEIVE_WINDOW) as c:
+        chunks = list(c.download(sha256=sha(data)))
+    assert [len(d) for _, d in chunks] == [2 * MIN_RECEIVE_WINDOW, MIN_RECEIVE_WINDOW + 5]
+    assert b"".join(d for _, d in chunks) == data
 
 
 @pytest.mark.parametrize("request_, error, words", [

@@ -9,6 +9,8 @@ from concurrent import futures
 import grpc
 import pytest
 
+from peer_node import swarm
+from peer_node.client import RECEIVE_WINDOW, PeerClient
 from peer_node.errors import Interrupted, NoHolders
 from peer_node.servicer import SERVICE_NAME
 from peer_node.swarm_state import CancelToken
@@ -84,6 +86,24 @@ def test_one_holder_is_one_download_call(inproc_peer_factory, tmp_path):
     assert (tmp_path / "out").read_bytes() == DATA
     assert calls == [(SHA, "", 0, len(DATA))]  # no per-piece round trips
     assert result.fetched == len(DATA) and result.sources == ["p"]
+
+
+@pytest.mark.parametrize("holders, parallel, window", [(1, 4, RECEIVE_WINDOW), (2, 4, RECEIVE_WINDOW // 2),
+                                                      (4, 4, RECEIVE_WINDOW // 4), (4, 1, RECEIVE_WINDOW)])
+def test_the_sources_share_one_receive_window(inproc_peer_factory, tmp_path, monkeypatch, holders, parallel, window):
+    windows = []
+
+    class Spy(PeerClient):
+        def __init__(self, *args, window, **kwargs):
+            windows.append(window)
+            super().__init__(*args, window=window, **kwargs)
+
+    monkeypatch.setattr(swarm, "PeerClient", Spy)
+    peers = [start(inproc_peer_factory, chunk_size=16 * 1024) for _ in range(holders)]
+    result = download(record_of(peers[0], "data.bin", [holder(p, f"h{n}") for n, p in enumerate(peers)]),
+                      str(tmp_path / "out"), parallel=parallel)
+    assert (tmp_path / "out").read_bytes() == DATA and result.fetched >= len(DATA)
+    assert windows and set(windows) == {window}
 
 
 def test_faster_holders_take_more_pieces(inproc_peer_factory, tmp_path):
