@@ -13,7 +13,7 @@ from __future__ import annotations
 from sqlalchemy import and_, bindparam, delete, exists, func, insert, select, update
 from sqlalchemy.engine import Connection
 
-from .claims import PROVEN, UNPROVEN
+from .claims import PROVEN, UNPROVEN, unindexed
 from .engine import StoreEngine, transactional
 from .schema import audits, files, peers, verify_orders
 
@@ -44,8 +44,8 @@ _CANDIDATES = (
 )
 _DEFER = (
     update(files)
-    .where(files.c.peer_id == bindparam("pid"), files.c.sha256 == bindparam("s"), files.c.proof == UNPROVEN,
-           files.c.proof_at < bindparam("until"))
+    .where(files.c.peer_id == bindparam("pid"), files.c.sha256 == bindparam("s"),
+           unindexed(files.c.proof) == UNPROVEN, unindexed(files.c.proof_at) < bindparam("until"))
     .values(proof_at=bindparam("until"))
 )
 _tp = peers.alias("to_audit")
