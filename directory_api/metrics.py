@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 from typing import Any, Callable
 
 from flask import Flask, request
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics, generate_latest
 from prometheus_client.core import GaugeMetricFamily
+
+from .shared_read import SharedRead
 
 log = logging.getLogger(__name__)
 
@@ -66,23 +67,16 @@ class StoreFigures:
 
     def __init__(self, read: Callable[[], dict], cache_s: float = 2.0, clock: Callable[[], float] = time.monotonic):
         """read: answers {live_peers, files, below_target, copies_in_flight, target} from the store."""
-        self.read, self.cache_s, self.clock = read, cache_s, clock
-        self._lock = threading.Lock()
-        self._at: float | None = None
-        self._figures: dict | None = None
+        self.cache_s = cache_s
+        self._shared = SharedRead(read, clock=clock)  # longer than cache_s when the read is slow
 
     def figures(self) -> dict | None:
         """The cached figures, read again when older than cache_s; None when the store does not answer."""
-        with self._lock:
-            now = self.clock()
-            if self._at is None or now - self._at >= self.cache_s:
-                try:
-                    self._figures = self.read()
-                except Exception as exc:  # a scrape must still answer while the database is away
-                    log.warning("metrics: the store does not answer: %s", type(exc).__name__)
-                    self._figures = None
-                self._at = now
-            return self._figures
+        try:
+            return self._shared.get(min_age_s=self.cache_s)
+        except Exception as exc:  # a scrape must still answer while the database is away
+            log.warning("metrics: the store does not answer: %s", type(exc).__name__)
+            return None
 
     def collect(self):
         """Yield one gauge per figure, and p2p_directory_store_up."""

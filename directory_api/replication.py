@@ -55,6 +55,7 @@ from sqlalchemy.engine import Connection
 
 from .config import DirectoryConfig
 from .liveness import Liveness
+from .shared_read import SharedRead
 from .store import PeerSession, Store
 from .store.copies import FAILED_PUSH_MEMORY_S
 
@@ -85,6 +86,7 @@ class Planner:
         self.deadline_s = config.deadline_s
         self.interval_s = config.plan_interval_s
         self.store, self.liveness = store, liveness
+        self._summary = SharedRead(self._read_summary)  # a pass over every file: shared (shared_read)
 
     @property
     def enabled(self) -> bool:
@@ -166,6 +168,9 @@ class Planner:
 
     def summary(self) -> dict:
         """Network-wide counts for GET /replication (copies counted by store.claims' rule), and claims by proof."""
+        return self._summary.get()
+
+    def _read_summary(self) -> dict:
         now = self.liveness.now()
         live_since = self.liveness.live_since(now)
         counts = self.store.replication_counts(self.target, live_since, now, self.max_pending)

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import datetime
 import logging
-import time
 
 from flask import Blueprint, current_app, render_template, request
 
 from pydantic import ValidationError
 
 from ..schemas import MAX_QUERY_CHARS, SearchQuery
+from ..shared_read import SharedRead
 
 log = logging.getLogger(__name__)
 bp = Blueprint("dashboard", __name__)
@@ -64,13 +64,10 @@ def _processes(store):
 
 
 def _overview() -> dict:
-    """What the overview shows, read at most once per CACHE_S in each process."""
-    cached = current_app.extensions.setdefault("p2p_dashboard", {})
-    at = time.monotonic()
-    if cached.get("at") is not None and at - cached["at"] < CACHE_S:
-        return cached["data"]
-    cached["data"], cached["at"] = _read_overview(), at
-    return cached["data"]
+    """What the overview shows, read at most once per CACHE_S in each process (longer when the
+    read is slow, and by one request at a time: directory_api/shared_read.py)."""
+    shared = current_app.extensions.setdefault("p2p_dashboard", SharedRead(_read_overview))  # one per app
+    return shared.get(min_age_s=CACHE_S)
 
 
 def _read_overview() -> dict:
