@@ -15,7 +15,7 @@ import threading
 import time
 from typing import Any, Callable
 
-SLOW_S = 0.1
+SLOW_S = 0.5  # well above what a read of a small network takes, even on a busy machine
 SLOW_FACTOR = 10.0
 
 
