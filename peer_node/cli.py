@@ -6,6 +6,7 @@ import os
 import signal
 import sys
 import threading
+import time
 
 import click
 
@@ -27,6 +28,7 @@ from protos.rules import SHA256_RULE
 log = logging.getLogger(__name__)
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+STOP_POLL_S = 0.2  # how soon `serve` notices a signal (its handler sets a flag, see serve)
 
 
 def _setup_logging(level):
@@ -140,11 +142,13 @@ def serve(ctx, config_path, **flags):
     if cfg.tls_cert and not cfg.tls_ca:
         log.warning("serving TLS, but without [tls] ca this peer dials others in plaintext: "
                     "its replicas cannot reach TLS peers")
-    stopping = threading.Event()
+    # The handler only sets the token's attributes: one that took a lock (Event.set, logging)
+    # deadlocked when a second signal landed inside the first handler (Ctrl-C twice, or a
+    # SIGTERM to the process group that a wrapper such as make also passes on).
+    stopping = CancelToken()
 
     def on_signal(signum, frame):
-        log.info("received %s; shutting down", signal.Signals(signum).name)
-        stopping.set()
+        stopping.cancel(signum)
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
@@ -159,8 +163,10 @@ def serve(ctx, config_path, **flags):
     click.echo(f"peer {cfg.peer_id} serving on {cfg.host}:{node.port}")
     sys.stdout.flush()
     try:
-        while not stopping.wait(0.5) and node.fatal is None:
-            pass
+        while not stopping.cancelled and node.fatal is None:
+            time.sleep(STOP_POLL_S)
+        if stopping.cancelled:
+            log.info("received %s; shutting down", signal.Signals(stopping.signum).name)
     finally:
         if metrics_server is not None:
             metrics_server.shutdown()

@@ -13,12 +13,14 @@ import argparse
 import logging
 import signal
 import sys
-import threading
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from devtools.cluster import Cluster, ClusterConfig, ClusterError  # noqa: E402
+
+POLL_S = 0.2  # how soon a signal (or HAProxy's exit) is noticed
 
 
 def main(argv=None) -> int:
@@ -42,9 +44,11 @@ def main(argv=None) -> int:
         env["DIRECTORY_REPLICATION"] = args.replication
     config = ClusterConfig(directories=args.directories, port=args.port, database_name=args.database_name,
                            database_url=args.database_url, workers=args.workers, env=env)
-    stop = threading.Event()
+    # The handler only appends: one that took a lock (Event.set) deadlocked when make, signalled
+    # with its process group, passed the same SIGTERM on and the second landed inside the first.
+    signalled: list[int] = []
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
+        signal.signal(signum, lambda signum, _frame: signalled.append(signum))
     cluster = Cluster(config, say=lambda line: print(line, flush=True))
     try:
         cluster.start()
@@ -57,10 +61,11 @@ def main(argv=None) -> int:
         print(f"haproxy: pid {cluster.haproxy.pid}", flush=True)
         print(f"load balancer listening on {cluster.url}", flush=True)
         print(f"point peers at it: [directory] url = {cluster.url}   (Ctrl-C stops everything)", flush=True)
-        while not stop.wait(1.0):
+        while not signalled:
             if not cluster.haproxy.running():
                 print(f"cluster: haproxy exited:\n{cluster.haproxy.tail()}", file=sys.stderr)
                 return 1
+            time.sleep(POLL_S)
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)

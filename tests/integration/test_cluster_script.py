@@ -23,6 +23,15 @@ def _alive(pid):
         return stat.read().split(") ")[-1][0] != "Z"
 
 
+def _printed(proc, line, timeout):
+    """True once proc has printed line (within timeout seconds), else False."""
+    try:
+        proc.wait_for_output(rf"^{re.escape(line)}$", timeout=timeout)
+        return True
+    except AssertionError:
+        return False
+
+
 def test_make_cluster_serves_through_haproxy_and_stops_everything_on_sigterm(pg_url):
     make = shutil.which("make")
     if make is None:
@@ -46,6 +55,9 @@ def test_make_cluster_serves_through_haproxy_and_stops_everything_on_sigterm(pg_
         assert "point peers at it" in proc.output
     finally:
         proc.stop(timeout=30)
+        # make exits at the signal; the script it started goes on stopping the directories and
+        # HAProxy (seconds on a loaded machine) and says so last: wait for that, then drop its database.
+        stopped = _printed(proc, "cluster stopped", timeout=30)
         drop_database(name)
-    assert "cluster stopped" in proc.output, proc.output
+    assert stopped, proc.output
     wait_until(lambda: not any(_alive(pid) for pid in pids), timeout=20)

@@ -220,6 +220,22 @@ def test_graceful_shutdown_logs_out(directory_proc, peer_factory, signum):
     assert holders_of(directory_proc.url, sha(b"a")) == []
 
 
+def test_a_burst_of_signals_still_shuts_down_cleanly(directory_proc, peer_factory):
+    """Ctrl-C twice, or SIGTERM to a process group whose wrapper passes it on: more signals come
+    while the first is handled. (A handler that took a lock could deadlock there; scripts/cluster.py
+    did, under make: test_cluster_script. This burst does not hit that window reliably.)"""
+    peer = peer_factory(directory_proc.url, files={"a.txt": b"twice"})
+    wait_until(lambda: live_peers(directory_proc.url) == ["peer0"])
+    for n in range(200):  # a burst, so that some land while the handler of an earlier one runs
+        try:
+            os.kill(peer.pid, signal.SIGINT if n % 2 else signal.SIGTERM)
+        except ProcessLookupError:
+            break  # it is gone already
+    assert peer.proc.wait(timeout=15) == 0
+    assert "logged out" in peer.output
+    assert live_peers(directory_proc.url) == []
+
+
 def test_directory_fail_over_to_the_next_url(directory_proc, peer_factory):
     peer = peer_factory(f"http://127.0.0.1:9,{directory_proc.url}", files={"a.txt": b"fail-over"})
     peer.wait_for_output(f"logged in to {directory_proc.url}", timeout=15)
