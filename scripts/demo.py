@@ -405,7 +405,16 @@ def story(args, children, work):
     say(f"Demo finished in {time.monotonic() - started:.1f} s: every step worked.")
 
 
+_INTERRUPTED: list[int] = []
+
+
 def _raise_interrupted(signum, _frame):
+    # Once only: a second Ctrl-C (or the SIGTERM a wrapper passes on) must not land in the
+    # cleanup and end the demo with a traceback. (Setting SIG_IGN here instead makes CPython
+    # report a signal already on its way as "ignored due to race condition".)
+    if _INTERRUPTED:
+        return
+    _INTERRUPTED.append(signum)
     raise Interrupted(signal.Signals(signum).name)
 
 
