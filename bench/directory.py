@@ -234,8 +234,8 @@ def check_endpoints(base: str, ds: vocab.Dataset, tokens: list[str]) -> dict:
     t0 = time.perf_counter()
     for tok in tokens:  # one heartbeat each: checks every token, and runs the first planning round
         started = time.perf_counter()
-        # At 1M files on SQLite one of these once took over 10 s (2026-12-04, on a loaded machine;
-        # not reproduced): a slow answer is logged and kept in the facts, only no answer is fatal.
+        # A slow answer is logged and kept in the facts, only no answer is fatal (at 1M files one
+        # once took over 10 s: claim updates read the audit queue's index, see bench/NOTES.md).
         status, body = http_json("POST", base + "/api/v1/heartbeat", {}, token=tok, timeout=120.0)
         slowest = max(slowest, time.perf_counter() - started)
         if status != 200:

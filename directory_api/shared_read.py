@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 SLOW_S = 0.5  # well above what a read of a small network takes, even on a busy machine
 SLOW_FACTOR = 10.0
+_NOTHING = object()  # no answer yet
 
 
 class SharedRead:
@@ -26,8 +27,7 @@ class SharedRead:
         self.read, self.clock = read, clock
         self._cond = threading.Condition()
         self._busy = False
-        self._has_value = False
-        self._value: Any = None
+        self._value: Any = _NOTHING
         self._at = 0.0  # when the answer kept was read
         self._keep_s = 0.0  # how long it may be given out again, from its cost
 
@@ -36,7 +36,7 @@ class SharedRead:
         again; else a new one (exceptions of read() reach the caller that made it)."""
         with self._cond:
             while True:
-                if self._has_value:
+                if self._value is not _NOTHING:
                     age = self.clock() - self._at
                     if age < max(min_age_s, self._keep_s) or self._busy:
                         return self._value
@@ -54,7 +54,7 @@ class SharedRead:
                 self._cond.notify_all()
             raise
         with self._cond:
-            self._value, self._has_value, self._at = value, True, started
+            self._value, self._at = value, started
             self._keep_s = SLOW_FACTOR * took if took >= SLOW_S else 0.0
             self._busy = False
             self._cond.notify_all()

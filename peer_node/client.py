@@ -46,7 +46,9 @@ CHANNEL_OPTIONS = [
 
 def channel_options(window=RECEIVE_WINDOW):
     """The options of a channel to another peer, with a receive window of window bytes per stream."""
-    return [*CHANNEL_OPTIONS, ("grpc.http2.lookahead_bytes", max(MIN_RECEIVE_WINDOW, int(window)))]
+    return [*CHANNEL_OPTIONS, ("grpc.http2.lookahead_bytes", max(MIN_RECEIVE_WINDOW, window))]
+
+
 _UNAVAILABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
                 grpc.StatusCode.CANCELLED}
 

@@ -18,6 +18,8 @@ from ..shared_read import SharedRead
 
 log = logging.getLogger(__name__)
 bp = Blueprint("dashboard", __name__)
+# One shared read of the overview per app, made once at registration (not on every request).
+bp.record_once(lambda state: state.app.extensions.setdefault("p2p_dashboard", SharedRead(_read_overview)))
 
 ROWS = 50            # rows per list: the page stays small on a network of thousands of peers
 REMOVALS_SHOWN = 20
@@ -66,8 +68,7 @@ def _processes(store):
 def _overview() -> dict:
     """What the overview shows, read at most once per CACHE_S in each process (longer when the
     read is slow, and by one request at a time: directory_api/shared_read.py)."""
-    shared = current_app.extensions.setdefault("p2p_dashboard", SharedRead(_read_overview))  # one per app
-    return shared.get(min_age_s=CACHE_S)
+    return current_app.extensions["p2p_dashboard"].get(min_age_s=CACHE_S)
 
 
 def _read_overview() -> dict:

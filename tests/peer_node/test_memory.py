@@ -1,4 +1,5 @@
 """One malloc arena for a download: counted in glibc's own report, in a process of its own."""
+import ctypes
 import os
 import subprocess
 import sys
@@ -44,7 +45,7 @@ def arenas(mode):
 
 
 def test_after_use_one_arena_every_thread_allocates_from_the_main_arena():
-    if not hasattr(__import__("ctypes").CDLL(None), "malloc_info"):
+    if not hasattr(ctypes.CDLL(None), "malloc_info"):
         pytest.skip("not glibc: there is no arena to limit")
     took, heaps = arenas("one")
     assert took == "True" and heaps == 1
